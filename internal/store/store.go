@@ -32,6 +32,8 @@ var (
 	ErrUnavailable = errors.New("store: unavailable")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrInvalidCursor: a page cursor that this store did not make.
+	ErrInvalidCursor = errors.New("store: invalid cursor")
 )
 
 // Store is what the engine needs of a database. Implementations are safe for

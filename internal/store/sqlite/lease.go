@@ -1,0 +1,439 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gantryhq/gantry"
+	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store"
+)
+
+type candidate struct {
+	rowid     int64
+	priority  int
+	tenant    string
+	singleton string
+}
+
+const candidateSQL = `SELECT rowid, priority, tenant, singleton_key FROM jobs
+	WHERE state = 'queued' AND tenant = ? AND queue = ?
+	AND (?3 = '' OR type IN (SELECT value FROM json_each(?3)))
+	ORDER BY priority DESC, rowid LIMIT ?4`
+
+const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = ?1, worker_id = ?2,
+	lease_expires_at = ?3, lease_ttl_ms = ?4, started_at = ?5, progress_pct = 0, progress_msg = '',
+	attempts = json_insert(attempts, '$[#]', json_object('attempt', attempt + 1, 'worker_id', ?2, 'token', ?1, 'started_at', ?6))
+	WHERE rowid IN (SELECT value FROM json_each(?7)) AND state = 'queued'
+	RETURNING rowid, ` + jobCols
+
+// LeaseJobs implements [store.Store]. It reads the best candidates of every
+// matching queue through the claim index, merges them by priority and age,
+// skips singleton keys already running, and leases the chosen in one UPDATE.
+func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job.Job, error) {
+	if p.Max <= 0 {
+		return nil, nil
+	}
+	types := ""
+	if len(p.Types) > 0 {
+		types = marshalJSON(p.Types)
+	}
+	var out []*job.Job
+	err := s.w.do(ctx, func(tx *wtx) error {
+		out = nil
+		var queues []tenantQueue
+		for tq, paused := range tx.w.queues {
+			if paused || (p.Tenant != "" && tq.tenant != p.Tenant) || (len(p.Queues) > 0 && !slices.Contains(p.Queues, tq.queue)) {
+				continue
+			}
+			queues = append(queues, tq)
+		}
+		limit := p.Max + 8
+		var chosen []candidate
+		for {
+			var cands []candidate
+			more := false
+			for _, tq := range queues {
+				rows, err := tx.w.query(candidateSQL, tq.tenant, tq.queue, types, limit)
+				if err != nil {
+					return unavailable("lease", err)
+				}
+				n := 0
+				for rows.Next() {
+					var c candidate
+					if err := rows.Scan(&c.rowid, &c.priority, &c.tenant, &c.singleton); err != nil {
+						rows.Close()
+						return unavailable("lease", err)
+					}
+					cands = append(cands, c)
+					n++
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return unavailable("lease", err)
+				}
+				if n == limit {
+					more = true
+				}
+			}
+			slices.SortFunc(cands, func(a, b candidate) int {
+				if c := cmp.Compare(b.priority, a.priority); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.rowid, b.rowid)
+			})
+			chosen = chosen[:0]
+			var held map[[2]string]bool
+			skipped := false
+			for _, c := range cands {
+				if len(chosen) == p.Max {
+					break
+				}
+				if c.singleton != "" {
+					k := [2]string{c.tenant, c.singleton}
+					if held == nil {
+						held = map[[2]string]bool{}
+					}
+					busy, ok := held[k]
+					if !ok {
+						if err := tx.w.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE tenant = ? AND singleton_key = ? AND state = 'running')`, c.tenant, c.singleton).Scan(&busy); err != nil {
+							return unavailable("lease", err)
+						}
+					}
+					if busy {
+						skipped = true
+						continue
+					}
+					held[k] = true
+				}
+				chosen = append(chosen, c)
+			}
+			if len(chosen) == p.Max || !more || !skipped {
+				break
+			}
+			limit *= 4
+		}
+		if len(chosen) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(chosen))
+		order := make(map[int64]int, len(chosen))
+		for i, c := range chosen {
+			ids[i] = c.rowid
+			order[c.rowid] = i
+		}
+		token := tx.nextToken()
+		exp := p.Now.Add(p.TTL)
+		rows, err := tx.w.query(leaseSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now),
+			p.Now.UTC().Format(time.RFC3339Nano), marshalJSON(ids))
+		if err != nil {
+			return unavailable("lease", err)
+		}
+		out = make([]*job.Job, len(chosen))
+		for rows.Next() {
+			var rowid int64
+			j, err := scanJob(prefixed{rows, &rowid}, false)
+			if err != nil {
+				rows.Close()
+				return unavailable("lease", err)
+			}
+			out[order[rowid]] = j
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable("lease", err)
+		}
+		for _, j := range out {
+			if j == nil {
+				return fmt.Errorf("sqlite: lease: a chosen job changed under the writer: %w", store.ErrUnavailable)
+			}
+			j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
+			tx.emit(job.EventFor(job.EventStarted, j, p.Now))
+		}
+		return tx.touchWorker(p.WorkerID, p.Now, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// prefixed scans one extra leading column before a job's columns.
+type prefixed struct {
+	r     scanner
+	first any
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.r.Scan(append([]any{p.first}, dest...)...) }
+
+func (tx *wtx) touchWorker(id string, now time.Time, active bool) error {
+	if id == "" {
+		return nil
+	}
+	q := `UPDATE workers SET last_seen = ?1 WHERE id = ?2`
+	if active {
+		q = `UPDATE workers SET last_seen = ?1, last_active_at = ?1 WHERE id = ?2`
+	}
+	if _, err := tx.w.exec(q, t2i(now), id); err != nil {
+		return unavailable("touch worker", err)
+	}
+	return nil
+}
+
+const heartbeatSQL = `UPDATE jobs SET lease_expires_at = ?1 + lease_ttl_ms * 1000000,
+	progress_pct = CASE WHEN ?2 THEN ?3 ELSE progress_pct END,
+	progress_msg = CASE WHEN ?2 THEN ?4 ELSE progress_msg END
+	WHERE id = ?5 AND token = ?6 AND state = 'running'
+	RETURNING ` + jobCols
+
+// HeartbeatJobs implements [store.Store].
+func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams) ([]store.HeartbeatResult, error) {
+	var out []store.HeartbeatResult
+	err := s.w.do(ctx, func(tx *wtx) error {
+		out = make([]store.HeartbeatResult, len(p.Leases))
+		for i, l := range p.Leases {
+			out[i].JobID = l.JobID
+			var pct int
+			var msg string
+			if l.Progress != nil {
+				pct, msg = l.Progress.Percent, l.Progress.Message
+			}
+			rows, err := tx.w.query(heartbeatSQL, t2i(p.Now), l.Progress != nil, pct, msg, l.JobID, l.Token)
+			if err != nil {
+				return unavailable("heartbeat", err)
+			}
+			if rows.Next() {
+				j, err := scanJob(rows, false)
+				if err != nil {
+					rows.Close()
+					return unavailable("heartbeat", err)
+				}
+				out[i] = store.HeartbeatResult{JobID: l.JobID, OK: true, ExpiresAt: j.LeaseExpiresAt, CancelRequested: j.CancelRequested, Job: j}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return unavailable("heartbeat", err)
+			}
+		}
+		return tx.touchWorker(p.WorkerID, p.Now, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// endAttemptSQL ends the current attempt of a running job, as a
+// compare-and-swap on (rowid, token, state).
+const endAttemptSQL = `UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,
+	run_at = CASE WHEN ?5 = 0 THEN run_at ELSE ?5 END, worker_id = '', lease_expires_at = 0,
+	attempts = json_set(attempts, '$[#-1].finished_at', ?6, '$[#-1].outcome', ?7, '$[#-1].error', ?3),
+	attempt_base = attempt_base + ?8
+	WHERE rowid = ?9 AND token = ?10 AND state = 'running'`
+
+// endAttempt moves running job j (read in this transaction, with its rowid)
+// to state, recording outcome on its attempt, and emits kind.
+func (tx *wtx) endAttempt(rowid int64, j *job.Job, now time.Time, state gantry.State, outcome, kind string, result json.RawMessage, errText string, runAt time.Time, giveBack bool) (bool, error) {
+	finished := time.Time{}
+	if state.Terminal() {
+		finished = now
+	}
+	base := 0
+	if giveBack {
+		base = 1
+	}
+	res, err := tx.w.exec(endAttemptSQL, string(state), nullBytes(result), errText, t2i(finished), t2i(runAt),
+		now.UTC().Format(time.RFC3339Nano), outcome, base, rowid, j.Token)
+	if err != nil {
+		return false, unavailable("end attempt", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	j.State, j.Result, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, result, errText, finished, "", time.Time{}
+	j.AttemptBase += base
+	if !runAt.IsZero() {
+		j.RunAt = runAt
+	}
+	tx.emit(job.EventFor(kind, j, now))
+	if state == gantry.StateQueued {
+		tx.jobsAvailable = true
+	}
+	if state.Terminal() {
+		if err := tx.terminal(j.BatchID, now); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// FinishJobs implements [store.Store].
+func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]store.FinishResult, error) {
+	var out []store.FinishResult
+	err := s.w.do(ctx, func(tx *wtx) error {
+		out = make([]store.FinishResult, len(p.Outcomes))
+		workers := map[string]bool{}
+		for i, o := range p.Outcomes {
+			out[i].JobID = o.JobID
+			var rowid int64
+			j, err := scanJob(prefixed{tx.w.queryRow(`SELECT rowid, `+jobCols+` FROM jobs WHERE id = ? AND token = ? AND state = 'running'`, o.JobID, o.Token), &rowid}, false)
+			if err != nil {
+				if isNoRows(err) {
+					continue
+				}
+				return unavailable("finish", err)
+			}
+			workers[j.WorkerID] = true
+			var (
+				state   gantry.State
+				kind    string
+				outcome = o.Outcome
+				runAt   time.Time
+				result  json.RawMessage
+			)
+			switch o.Outcome {
+			case job.OutcomeSucceeded:
+				state, kind, result = gantry.StateSucceeded, job.EventSucceeded, o.Result
+			case job.OutcomeCanceled:
+				state, kind = gantry.StateCanceled, job.EventCanceled
+			case job.OutcomeFailed:
+				switch {
+				case j.CancelRequested:
+					state, kind = gantry.StateCanceled, job.EventCanceled
+				case o.Retryable && !store.Exhausted(j):
+					delay := o.RetryAfter
+					if delay <= 0 && p.Backoff != nil {
+						delay = p.Backoff(j.Attempt)
+					}
+					state, kind, runAt = gantry.StateRetrying, job.EventRetrying, p.Now.Add(delay)
+				default:
+					state, kind = gantry.StateFailed, job.EventFailed
+				}
+			default:
+				return fmt.Errorf("sqlite: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
+			}
+			ok, err := tx.endAttempt(rowid, j, p.Now, state, outcome, kind, result, o.Error, runAt, false)
+			if err != nil {
+				return err
+			}
+			out[i] = store.FinishResult{JobID: o.JobID, OK: ok, Job: j}
+		}
+		for id := range workers {
+			if err := tx.touchWorker(id, p.Now, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runningWhere selects running jobs with their rowids.
+func (tx *wtx) runningJobs(where string, args ...any) ([]int64, []*job.Job, error) {
+	rows, err := tx.w.query(`SELECT rowid, `+jobCols+` FROM jobs WHERE state = 'running' AND `+where, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	var jobs []*job.Job
+	for rows.Next() {
+		var rowid int64
+		j, err := scanJob(prefixed{rows, &rowid}, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, jobs = append(ids, rowid), append(jobs, j)
+	}
+	return ids, jobs, rows.Err()
+}
+
+// RescueExpired implements [store.Store].
+func (s *Store) RescueExpired(ctx context.Context, p *store.RescueParams) ([]*job.Job, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	up := p.Now.Sub(p.UpSince)
+	var out []*job.Job
+	err := s.w.do(ctx, func(tx *wtx) error {
+		out = nil
+		ids, jobs, err := tx.runningJobs(`lease_expires_at <= ? AND lease_ttl_ms <= ? ORDER BY lease_expires_at LIMIT ?`, t2i(p.Now), up.Milliseconds(), limit)
+		if err != nil {
+			return unavailable("rescue", err)
+		}
+		for i, j := range jobs {
+			var state gantry.State
+			var kind, errText string
+			switch {
+			case j.CancelRequested:
+				state, kind, errText = gantry.StateCanceled, job.EventCanceled, "lease expired after cancellation was requested"
+			case store.Exhausted(j):
+				state, kind, errText = gantry.StateFailed, job.EventFailed, fmt.Sprintf("lease expired: worker %s lost during attempt %d, no attempts left", j.WorkerID, j.Attempt)
+			default:
+				state, kind, errText = gantry.StateQueued, job.EventRetrying, fmt.Sprintf("lease expired: worker %s lost during attempt %d", j.WorkerID, j.Attempt)
+			}
+			ok, err := tx.endAttempt(ids[i], j, p.Now, state, job.OutcomeExpired, kind, nil, errText, time.Time{}, false)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, j)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PromoteDue implements [store.Store].
+func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) (int, time.Time, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var n int
+	var next time.Time
+	err := s.w.do(ctx, func(tx *wtx) error {
+		n, next = 0, time.Time{}
+		rows, err := tx.w.query(`UPDATE jobs SET state = 'queued' WHERE rowid IN (
+			SELECT rowid FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= ? ORDER BY run_at LIMIT ?)
+			RETURNING `+jobCols, t2i(now), limit)
+		if err != nil {
+			return unavailable("promote", err)
+		}
+		for rows.Next() {
+			j, err := scanJob(rows, false)
+			if err != nil {
+				rows.Close()
+				return unavailable("promote", err)
+			}
+			tx.emit(job.EventFor(job.EventQueued, j, now))
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable("promote", err)
+		}
+		if n > 0 {
+			tx.jobsAvailable = true
+		}
+		var due int64
+		err = tx.w.queryRow(`SELECT run_at FROM jobs WHERE state IN ('scheduled', 'retrying') ORDER BY run_at LIMIT 1`).Scan(&due)
+		if err != nil && !isNoRows(err) {
+			return unavailable("promote", err)
+		}
+		next = i2t(due)
+		return nil
+	})
+	return n, next, err
+}
