@@ -64,7 +64,7 @@ func (tx *wtx) terminal(batchID string, now time.Time) error {
 		return nil
 	}
 	var pending bool
-	if err := tx.w.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND state IN `+nonTerminal+`)`, batchID).Scan(&pending); err != nil {
+	if err := tx.w.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = ? AND batch_id <> '' AND state IN `+nonTerminal+`)`, batchID).Scan(&pending); err != nil {
 		return unavailable("settle batch", err)
 	}
 	if pending {
@@ -93,7 +93,7 @@ func (tx *wtx) terminal(batchID string, now time.Time) error {
 func countBatch(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, b *job.Batch) error {
-	rows, err := q.QueryContext(ctx, `SELECT state, count(*) FROM jobs WHERE batch_id = ? GROUP BY state`, b.ID)
+	rows, err := q.QueryContext(ctx, `SELECT state, count(*) FROM jobs WHERE batch_id = ? AND batch_id <> '' GROUP BY state`, b.ID)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (s *Store) closeBatch(ctx context.Context, tenant, id string, now time.Time
 			return unavailable("close batch", err)
 		}
 		if cancel {
-			rows, err := tx.w.query(`SELECT `+jobColsWithAttempts+` FROM jobs WHERE batch_id = ? AND state IN `+nonTerminal, id)
+			rows, err := tx.w.query(`SELECT `+jobColsWithAttempts+` FROM jobs WHERE batch_id = ? AND batch_id <> '' AND state IN `+nonTerminal, id)
 			if err != nil {
 				return unavailable("cancel batch", err)
 			}

@@ -69,7 +69,7 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 				out = append(out, store.InsertResult{Job: prev})
 				continue
 			}
-			existing, err := scanJob(tx.w.queryRow(`SELECT `+jobCols+` FROM jobs WHERE tenant = ? AND unique_key = ? AND state IN `+nonTerminal, j.Tenant, j.UniqueKey), false)
+			existing, err := scanJob(tx.w.queryRow(`SELECT `+jobCols+` FROM jobs WHERE tenant = ? AND unique_key = ? AND unique_key <> '' AND state IN `+nonTerminal, j.Tenant, j.UniqueKey), false)
 			if err == nil {
 				out = append(out, store.InsertResult{Job: existing})
 				continue
@@ -170,7 +170,7 @@ func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.J
 		add("queue = ?", p.Queue)
 	}
 	if p.BatchID != "" {
-		add("batch_id = ?", p.BatchID)
+		add("batch_id = ? AND batch_id <> ''", p.BatchID)
 	}
 	if p.Tag != "" {
 		add("tags <> '' AND EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE value = ?)", p.Tag)
@@ -275,7 +275,7 @@ func (s *Store) RetryJob(ctx context.Context, tenant, id string, now time.Time) 
 		}
 		if j.UniqueKey != "" {
 			var n int
-			if err := tx.w.queryRow(`SELECT count(*) FROM jobs WHERE tenant = ? AND unique_key = ? AND state IN `+nonTerminal, j.Tenant, j.UniqueKey).Scan(&n); err != nil {
+			if err := tx.w.queryRow(`SELECT count(*) FROM jobs WHERE tenant = ? AND unique_key = ? AND unique_key <> '' AND state IN `+nonTerminal, j.Tenant, j.UniqueKey).Scan(&n); err != nil {
 				return unavailable("retry job", err)
 			}
 			if n > 0 {

@@ -100,7 +100,7 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 					}
 					busy, ok := held[k]
 					if !ok {
-						if err := tx.w.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE tenant = ? AND singleton_key = ? AND state = 'running')`, c.tenant, c.singleton).Scan(&busy); err != nil {
+						if err := tx.w.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE tenant = ? AND singleton_key = ? AND singleton_key <> '' AND state = 'running')`, c.tenant, c.singleton).Scan(&busy); err != nil {
 							return unavailable("lease", err)
 						}
 					}
@@ -271,33 +271,74 @@ func (tx *wtx) endAttempt(rowid int64, j *job.Job, now time.Time, state gantry.S
 	return true, nil
 }
 
-// FinishJobs implements [store.Store].
+// finishSelectSQL reads the running jobs that outcomes name.
+const finishSelectSQL = `SELECT rowid, ` + jobCols + ` FROM jobs
+	WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running'`
+
+// finishUpdateSQL ends many attempts in one statement, each as a
+// compare-and-swap on (rowid, token, state). Each element of the JSON array
+// is [rowid, token, state, result, error, finished_at, run_at, outcome, finished_at as text].
+const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
+	finished_at = u.finished_at, run_at = CASE WHEN u.run_at = 0 THEN jobs.run_at ELSE u.run_at END,
+	worker_id = '', lease_expires_at = 0,
+	attempts = json_set(jobs.attempts, '$[#-1].finished_at', u.fin, '$[#-1].outcome', u.outcome, '$[#-1].error', u.error)
+	FROM (SELECT value->>0 AS rid, value->>1 AS token, value->>2 AS state, nullif(value->>3, '') AS result,
+		value->>4 AS error, value->>5 AS finished_at, value->>6 AS run_at, value->>7 AS outcome, value->>8 AS fin
+		FROM json_each(?)) AS u
+	WHERE jobs.rowid = u.rid AND jobs.token = u.token AND jobs.state = 'running'`
+
+// FinishJobs implements [store.Store]. It reads every named running job in
+// one statement, decides each transition, and applies them all in another.
 func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]store.FinishResult, error) {
+	ids := make([]string, len(p.Outcomes))
+	for i, o := range p.Outcomes {
+		ids[i] = o.JobID
+	}
+	idsJSON := marshalJSON(ids)
 	var out []store.FinishResult
 	err := s.w.do(ctx, func(tx *wtx) error {
 		out = make([]store.FinishResult, len(p.Outcomes))
-		workers := map[string]bool{}
-		for i, o := range p.Outcomes {
-			out[i].JobID = o.JobID
-			var rowid int64
-			j, err := scanJob(prefixed{tx.w.queryRow(`SELECT rowid, `+jobCols+` FROM jobs WHERE id = ? AND token = ? AND state = 'running'`, o.JobID, o.Token), &rowid}, false)
-			if err != nil {
-				if isNoRows(err) {
-					continue
-				}
+		rows, err := tx.w.query(finishSelectSQL, idsJSON)
+		if err != nil {
+			return unavailable("finish", err)
+		}
+		type running struct {
+			rowid int64
+			j     *job.Job
+		}
+		byID := make(map[string]running, len(p.Outcomes))
+		for rows.Next() {
+			var r running
+			if r.j, err = scanJob(prefixed{rows, &r.rowid}, false); err != nil {
+				rows.Close()
 				return unavailable("finish", err)
 			}
-			workers[j.WorkerID] = true
+			byID[r.j.ID] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable("finish", err)
+		}
+		nowText := p.Now.UTC().Format(time.RFC3339Nano)
+		updates := make([]any, 0, len(byID))
+		workers := map[string]bool{}
+		var batches []string
+		for i, o := range p.Outcomes {
+			out[i].JobID = o.JobID
+			r, ok := byID[o.JobID]
+			if !ok || r.j.Token != o.Token {
+				continue
+			}
+			delete(byID, o.JobID) // a second outcome for the job is stale
+			j := r.j
 			var (
-				state   gantry.State
-				kind    string
-				outcome = o.Outcome
-				runAt   time.Time
-				result  json.RawMessage
+				state gantry.State
+				kind  string
+				runAt time.Time
 			)
 			switch o.Outcome {
 			case job.OutcomeSucceeded:
-				state, kind, result = gantry.StateSucceeded, job.EventSucceeded, o.Result
+				state, kind, j.Result = gantry.StateSucceeded, job.EventSucceeded, o.Result
 			case job.OutcomeCanceled:
 				state, kind = gantry.StateCanceled, job.EventCanceled
 			case job.OutcomeFailed:
@@ -316,11 +357,36 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			default:
 				return fmt.Errorf("sqlite: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
 			}
-			ok, err := tx.endAttempt(rowid, j, p.Now, state, outcome, kind, result, o.Error, runAt, false)
-			if err != nil {
+			finished := time.Time{}
+			if state.Terminal() {
+				finished = p.Now
+				if j.BatchID != "" && !slices.Contains(batches, j.BatchID) {
+					batches = append(batches, j.BatchID)
+				}
+			}
+			updates = append(updates, []any{r.rowid, j.Token, state, string(j.Result), o.Error, t2i(finished), t2i(runAt), o.Outcome, nowText})
+			workers[j.WorkerID] = true
+			j.State, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, o.Error, finished, "", time.Time{}
+			if !runAt.IsZero() {
+				j.RunAt = runAt
+			}
+			tx.emit(job.EventFor(kind, j, p.Now))
+			out[i] = store.FinishResult{JobID: o.JobID, OK: true, Job: j}
+		}
+		if len(updates) == 0 {
+			return nil
+		}
+		res, err := tx.w.exec(finishUpdateSQL, marshalJSON(updates))
+		if err != nil {
+			return unavailable("finish", err)
+		}
+		if n, _ := res.RowsAffected(); int(n) != len(updates) {
+			return fmt.Errorf("sqlite: finish: updated %d of %d jobs: %w", n, len(updates), store.ErrUnavailable)
+		}
+		for _, b := range batches {
+			if err := tx.terminal(b, p.Now); err != nil {
 				return err
 			}
-			out[i] = store.FinishResult{JobID: o.JobID, OK: ok, Job: j}
 		}
 		for id := range workers {
 			if err := tx.touchWorker(id, p.Now, true); err != nil {
