@@ -54,15 +54,3 @@ func ValidID(s string) bool {
 	_, err := uuid.Parse(s)
 	return err == nil
 }
-
-// IDAt returns the smallest UUIDv7 string with timestamp t: every ID made
-// by [NewID] at or after t compares greater or equal.
-func IDAt(t time.Time) string {
-	var u uuid.UUID
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(t.UnixMilli()))
-	copy(u[0:6], ts[2:8])
-	u[6] = 0x70
-	u[8] = 0x80
-	return u.String()
-}

@@ -86,7 +86,8 @@ type Store interface {
 
 	// RescueExpired ends running jobs whose lease expired, as a
 	// compare-and-swap on (id, token, state) so a renewal racing it wins or
-	// loses whole: the attempt is recorded as "expired" and the job becomes
+	// loses whole: the attempt is recorded as "expired", with an error
+	// saying which worker was lost (also set as the job's Error), and the job becomes
 	// queued (event job.retrying with state queued), canceled if
 	// cancellation was requested, or failed if its attempts are exhausted. A
 	// lease is expired when LeaseExpiresAt <= Now and Now-UpSince >= the

@@ -68,11 +68,9 @@ func (s *Store) Retain(ctx context.Context, p *store.RetainParams) (store.Retain
 	err := s.w.do(ctx, func(tx *wtx) error {
 		r = store.RetainResult{}
 		if !p.JobsBefore.IsZero() {
-			// Jobs created at or after the cut-off cannot have finished
-			// before it: bound the scan with the time-ordered id.
 			res, err := tx.w.exec(`DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs
-				WHERE id < ? AND state IN ('succeeded', 'failed', 'canceled') AND finished_at < ? LIMIT ?)`,
-				job.IDAt(p.JobsBefore), t2i(p.JobsBefore), limit)
+				WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < ? ORDER BY finished_at LIMIT ?)`,
+				t2i(p.JobsBefore), limit)
 			if err != nil {
 				return unavailable("retain jobs", err)
 			}

@@ -48,6 +48,11 @@ func (s *Store) InsertJobs(ctx context.Context, p *store.InsertJobsParams) ([]st
 				return fmt.Errorf("sqlite: batch %s is closed: %w", p.AddToBatch, store.ErrConflict)
 			}
 		}
+		if p.AddToBatch != "" {
+			for _, j := range p.Jobs {
+				j.BatchID = p.AddToBatch
+			}
+		}
 		res, err := tx.insertJobs(p.Now, p.Jobs)
 		out = res
 		return err
@@ -251,10 +256,10 @@ func (tx *wtx) cancel(j *job.Job, now time.Time) (*job.Job, error) {
 		j.CancelRequested = true
 		return j, nil
 	}
-	if _, err := tx.w.exec(`UPDATE jobs SET state = 'canceled', finished_at = ?, cancel_requested = 1 WHERE id = ?`, t2i(now), j.ID); err != nil {
+	if _, err := tx.w.exec(`UPDATE jobs SET state = 'canceled', finished_at = ? WHERE id = ?`, t2i(now), j.ID); err != nil {
 		return nil, unavailable("cancel job", err)
 	}
-	j.State, j.FinishedAt, j.CancelRequested = gantry.StateCanceled, now, true
+	j.State, j.FinishedAt = gantry.StateCanceled, now
 	tx.emit(job.EventFor(job.EventCanceled, j, now))
 	if err := tx.terminal(j.BatchID, now); err != nil {
 		return nil, err

@@ -45,6 +45,16 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 	var out []*job.Job
 	err := s.w.do(ctx, func(tx *wtx) error {
 		out = nil
+		if p.WorkerID != "" {
+			var state string
+			err := tx.w.queryRow(`SELECT state FROM workers WHERE id = ?`, p.WorkerID).Scan(&state)
+			if err != nil && !isNoRows(err) {
+				return unavailable("lease", err)
+			}
+			if state == job.WorkerDraining {
+				return tx.touchWorker(p.WorkerID, p.Now, false)
+			}
+		}
 		var queues []tenantQueue
 		for tq, paused := range tx.w.queues {
 			if paused || (p.Tenant != "" && tq.tenant != p.Tenant) || (len(p.Queues) > 0 && !slices.Contains(p.Queues, tq.queue)) {

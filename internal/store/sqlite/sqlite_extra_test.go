@@ -179,4 +179,3 @@ func TestOpenConfig(t *testing.T) {
 	}
 	s.Close()
 }
-

@@ -44,10 +44,14 @@ func (s *Store) RegisterWorker(ctx context.Context, w *job.Worker) error {
 	if w.State == "" {
 		w.State = job.WorkerActive
 	}
+	seen := w.LastSeen
+	if seen.IsZero() {
+		seen = w.CreatedAt
+	}
 	return s.w.do(ctx, func(tx *wtx) error {
 		_, err := tx.w.exec(`INSERT INTO workers (`+workerCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.Tenant, w.Name, w.Host, jsonOrEmpty(w.Types), jsonOrEmpty(w.Queues), w.Capacity,
-			jsonMapOrEmpty(w.Labels), w.LeaseTTL.Milliseconds(), w.State, t2i(w.CreatedAt), t2i(w.CreatedAt), t2i(w.CreatedAt), 0)
+			jsonMapOrEmpty(w.Labels), w.LeaseTTL.Milliseconds(), w.State, t2i(w.CreatedAt), t2i(seen), t2i(seen), 0)
 		if err != nil {
 			return unavailable("register worker", err)
 		}
@@ -166,7 +170,7 @@ func (s *Store) DeleteWorker(ctx context.Context, id string, now time.Time) ([]*
 			if j.CancelRequested {
 				state, kind = gantry.StateCanceled, job.EventCanceled
 			}
-			ok, err := tx.endAttempt(ids[i], j, now, state, job.OutcomeReleased, kind, nil, "released by worker "+id, time.Time{}, true)
+			ok, err := tx.endAttempt(ids[i], j, now, state, job.OutcomeReleased, kind, nil, "", time.Time{}, true)
 			if err != nil {
 				return err
 			}

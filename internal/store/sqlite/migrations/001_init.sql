@@ -52,6 +52,8 @@ CREATE UNIQUE INDEX jobs_singleton ON jobs (tenant, singleton_key)
     WHERE singleton_key <> '' AND state = 'running';
 -- Batch membership and counts.
 CREATE INDEX jobs_batch ON jobs (batch_id, state) WHERE batch_id <> '';
+-- Retention of finished jobs.
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'failed', 'canceled');
 -- The dead-letter view.
 CREATE INDEX jobs_failed ON jobs (tenant, id) WHERE state = 'failed';
 
