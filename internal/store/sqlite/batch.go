@@ -114,6 +114,9 @@ func countBatch(ctx context.Context, q interface {
 
 // GetBatch implements [store.Store].
 func (s *Store) GetBatch(ctx context.Context, tenant, id string) (*job.Batch, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	b, err := scanBatch(s.rdb.QueryRowContext(ctx, `SELECT `+batchCols+` FROM batches WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: batch %s: %w", id, store.ErrNotFound)
@@ -129,6 +132,9 @@ func (s *Store) GetBatch(ctx context.Context, tenant, id string) (*job.Batch, er
 
 // ListBatches implements [store.Store].
 func (s *Store) ListBatches(ctx context.Context, p *store.ListBatchesParams) ([]*job.Batch, string, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, "", err
+	}
 	after, err := decodeCursor(p.Cursor, "b:")
 	if err != nil {
 		return nil, "", err

@@ -10,6 +10,9 @@ import (
 
 // ReadEvents implements [store.Store].
 func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]job.Event, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -42,6 +45,9 @@ func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]job.E
 
 // EventBounds implements [store.Store].
 func (s *Store) EventBounds(ctx context.Context) (oldest, newest int64, err error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, 0, err
+	}
 	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&newest); err != nil {
 		return 0, 0, unavailable("event bounds", err)
 	}

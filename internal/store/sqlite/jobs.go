@@ -106,6 +106,9 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 
 // GetJob implements [store.Store].
 func (s *Store) GetJob(ctx context.Context, tenant, id string) (*job.Job, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	j, err := scanJob(s.rdb.QueryRowContext(ctx, `SELECT `+jobColsWithAttempts+` FROM jobs WHERE id = ? AND (? = '' OR tenant = ?)`, id, tenant, tenant), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: job %s: %w", id, store.ErrNotFound)
@@ -154,6 +157,9 @@ func clampLimit(n int) int {
 
 // ListJobs implements [store.Store].
 func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.Job, string, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, "", err
+	}
 	after, err := decodeCursor(p.Cursor, "j:")
 	if err != nil {
 		return nil, "", err

@@ -200,6 +200,9 @@ func (s *Store) changed(c store.Change) {
 
 // Ping implements [store.Store].
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
@@ -211,6 +214,16 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.w.stop()
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// checkOpen returns [store.ErrClosed] once Close has been called.
+func (s *Store) checkOpen() error {
+	select {
+	case <-s.w.closed:
+		return store.ErrClosed
+	default:
+		return nil
+	}
 }
 
 // unavailable wraps a database error as [store.ErrUnavailable].

@@ -93,6 +93,9 @@ func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 
 // GetWorker implements [store.Store].
 func (s *Store) GetWorker(ctx context.Context, id string) (*job.Worker, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	w, err := scanWorker(s.rdb.QueryRowContext(ctx, `SELECT `+workerCols+` FROM workers WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, fmt.Errorf("sqlite: worker %s: %w", id, store.ErrNotFound)
@@ -108,6 +111,9 @@ func (s *Store) GetWorker(ctx context.Context, id string) (*job.Worker, error) {
 
 // ListWorkers implements [store.Store].
 func (s *Store) ListWorkers(ctx context.Context, tenant string) ([]*job.Worker, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+workerCols+` FROM workers WHERE ? = '' OR tenant = ? ORDER BY created_at, id`, tenant, tenant)
 	if err != nil {
 		return nil, unavailable("list workers", err)
@@ -235,6 +241,9 @@ func (s *Store) ListQueues(ctx context.Context, tenant string) ([]*job.Queue, er
 }
 
 func (s *Store) listQueues(ctx context.Context, tenant, name string) ([]*job.Queue, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT tenant, name, paused FROM queues
 		WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR name = ?2) ORDER BY tenant, name`, tenant, name)
 	if err != nil {
