@@ -158,3 +158,21 @@ type Queue struct {
 	// OldestQueued is when the oldest queued job was created; zero if none.
 	OldestQueued time.Time
 }
+
+// Webhook is a subscription that POSTs matching events to a URL.
+type Webhook struct {
+	ID        string
+	Tenant    string
+	URL       string
+	Kinds     []string // empty: every kind
+	BatchID   string   // "": every batch
+	Secret    string   // HMAC-SHA256 key for the Gantry-Signature header
+	CreatedAt time.Time
+	// Cursor is the Seq of the last event handled (delivered, or given up
+	// on): delivery resumes after it.
+	Cursor int64
+	// Delivery status, for display.
+	LastDeliveredAt time.Time
+	LastError       string
+	Failures        int // consecutive failed attempts
+}

@@ -139,6 +139,19 @@ type Store interface {
 	// removed them all, oldest is newest+1).
 	EventBounds(ctx context.Context) (oldest, newest int64, err error)
 
+	// InsertWebhook stores a new webhook (ID, Secret and Cursor set by the
+	// caller).
+	InsertWebhook(ctx context.Context, w *job.Webhook) error
+	// GetWebhook returns a webhook.
+	GetWebhook(ctx context.Context, tenant, id string) (*job.Webhook, error)
+	// ListWebhooks returns a tenant's ("" all) webhooks, oldest first.
+	ListWebhooks(ctx context.Context, tenant string) ([]*job.Webhook, error)
+	// DeleteWebhook deletes a webhook.
+	DeleteWebhook(ctx context.Context, tenant, id string) error
+	// UpdateWebhookDelivery records delivery progress: the new cursor (which
+	// never moves backwards: a smaller one is ignored), and the status.
+	UpdateWebhookDelivery(ctx context.Context, p *WebhookDeliveryParams) error
+
 	// Retain deletes terminal jobs finished before p.JobsBefore, done
 	// batches finished before it, and events before p.EventsBefore, at most
 	// p.Limit jobs per call.
@@ -267,6 +280,15 @@ type RescueParams struct {
 	Now     time.Time
 	UpSince time.Time
 	Limit   int
+}
+
+// WebhookDeliveryParams are the arguments of [Store.UpdateWebhookDelivery].
+type WebhookDeliveryParams struct {
+	ID              string
+	Cursor          int64
+	LastDeliveredAt time.Time // zero: unchanged
+	LastError       string
+	Failures        int
 }
 
 // RetainParams are the arguments of [Store.Retain].
