@@ -87,9 +87,8 @@ func startWriter(ctx context.Context, s *Store) (*writer, error) {
 }
 
 // do runs fn in the writer's next transaction and waits for its commit.
-// If ctx ends before fn starts, fn never runs. If ctx ends while the
-// transaction is under way, do returns ctx's error and fn's effects may or
-// may not be committed.
+// If ctx ends before fn starts, fn never runs and do returns ctx's error;
+// once fn has started, do waits for the commit and reports its outcome.
 func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -104,12 +103,10 @@ func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once queued, wait for the writer even if ctx ends: it skips a call
+	// whose ctx ended before it started, and a started transaction is
+	// short. Returning early would race with fn writing its results.
+	return <-o.done
 }
 
 func (w *writer) stop() {
