@@ -30,6 +30,7 @@ type writer struct {
 	quit   chan struct{}
 	wg     sync.WaitGroup
 	closed chan struct{}
+	exited chan struct{} // closed when run returns
 	once   sync.Once
 
 	// Owned by the writer goroutine.
@@ -58,7 +59,7 @@ func startWriter(ctx context.Context, s *Store) (*writer, error) {
 	}
 	w := &writer{
 		s: s, conn: conn, ops: make(chan *op, 4096), quit: make(chan struct{}),
-		closed: make(chan struct{}), stmts: map[string]*sql.Stmt{}, queues: map[tenantQueue]bool{},
+		closed: make(chan struct{}), exited: make(chan struct{}), stmts: map[string]*sql.Stmt{}, queues: map[tenantQueue]bool{},
 	}
 	row := conn.QueryRowContext(ctx, `SELECT (SELECT value FROM counters WHERE name = 'token'), (SELECT value FROM counters WHERE name = 'event_seq')`)
 	if err := row.Scan(&w.token, &w.seq); err != nil {
@@ -106,7 +107,18 @@ func (w *writer) do(ctx context.Context, fn func(tx *wtx) error) error {
 	// Once queued, wait for the writer even if ctx ends: it skips a call
 	// whose ctx ended before it started, and a started transaction is
 	// short. Returning early would race with fn writing its results.
-	return <-o.done
+	select {
+	case err := <-o.done:
+		return err
+	case <-w.exited:
+		// The writer stopped; it answered every call it took.
+		select {
+		case err := <-o.done:
+			return err
+		default:
+			return store.ErrClosed
+		}
+	}
 }
 
 func (w *writer) stop() {
@@ -123,6 +135,7 @@ func (w *writer) stop() {
 
 func (w *writer) run() {
 	defer w.wg.Done()
+	defer close(w.exited)
 	group := make([]*op, 0, w.s.cfg.MaxGroup)
 	for {
 		select {
