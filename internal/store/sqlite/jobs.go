@@ -293,8 +293,20 @@ func (s *Store) RetryJob(ctx context.Context, tenant, id string, now time.Time) 
 				return fmt.Errorf("sqlite: job %s: another job holds unique key %q: %w", id, j.UniqueKey, store.ErrConflict)
 			}
 		}
+		// The attempt that ended the job joins the attempts array.
+		var aOutcome string
+		if err := tx.w.queryRow(`SELECT attempt_outcome FROM jobs WHERE id = ?`, id).Scan(&aOutcome); err != nil {
+			return unavailable("retry job", err)
+		}
+		aj := ""
+		if n := len(j.Attempts); aOutcome != "" && n > 0 {
+			b, _ := json.Marshal(j.Attempts[n-1])
+			aj = string(b)
+		}
 		if _, err := tx.w.exec(`UPDATE jobs SET state = 'queued', attempt_base = attempt, finished_at = 0, error = '',
-			result = NULL, cancel_requested = 0 WHERE id = ?`, id); err != nil {
+			result = NULL, cancel_requested = 0, attempt_outcome = '',
+			attempts = CASE WHEN ?1 = '' THEN attempts ELSE json_insert(attempts, '$[#]', json(?1)) END
+			WHERE id = ?2`, aj, id); err != nil {
 			return unavailable("retry job", err)
 		}
 		j.State, j.AttemptBase, j.FinishedAt, j.Error, j.Result, j.CancelRequested = gantry.StateQueued, j.Attempt, time.Time{}, "", nil, false

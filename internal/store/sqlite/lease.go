@@ -27,8 +27,8 @@ const candidateSQL = `SELECT rowid, priority, tenant, singleton_key FROM jobs
 
 const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = ?1, worker_id = ?2,
 	lease_expires_at = ?3, lease_ttl_ms = ?4, started_at = ?5, progress_pct = 0, progress_msg = '',
-	attempts = json_insert(attempts, '$[#]', json_object('attempt', attempt + 1, 'worker_id', ?2, 'token', ?1, 'started_at', ?6))
-	WHERE rowid IN (SELECT value FROM json_each(?7)) AND state = 'queued'
+	attempt_worker = ?2, attempt_outcome = ''
+	WHERE rowid IN (SELECT value FROM json_each(?6)) AND state = 'queued'
 	RETURNING rowid, ` + jobCols
 
 // LeaseJobs implements [store.Store]. It reads the best candidates of every
@@ -138,8 +138,7 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		}
 		token := tx.nextToken()
 		exp := p.Now.Add(p.TTL)
-		rows, err := tx.w.query(leaseSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now),
-			p.Now.UTC().Format(time.RFC3339Nano), marshalJSON(ids))
+		rows, err := tx.w.query(leaseSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), marshalJSON(ids))
 		if err != nil {
 			return unavailable("lease", err)
 		}
@@ -238,11 +237,13 @@ func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams)
 }
 
 // endAttemptSQL ends the current attempt of a running job, as a
-// compare-and-swap on (rowid, token, state).
+// compare-and-swap on (rowid, token, state). An attempt that ends the job
+// stays described by the row's columns (?7 is its outcome); one after which
+// the job runs again is appended to the attempts array (?6, JSON).
 const endAttemptSQL = `UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,
 	run_at = CASE WHEN ?5 = 0 THEN run_at ELSE ?5 END, worker_id = '', lease_expires_at = 0,
-	attempts = json_set(attempts, '$[#-1].finished_at', ?6, '$[#-1].outcome', ?7, '$[#-1].error', ?3),
-	attempt_base = attempt_base + ?8
+	attempts = CASE WHEN ?6 = '' THEN attempts ELSE json_insert(attempts, '$[#]', json(?6)) END,
+	attempt_outcome = ?7, attempt_base = attempt_base + ?8
 	WHERE rowid = ?9 AND token = ?10 AND state = 'running'`
 
 // endAttempt moves running job j (read in this transaction, with its rowid)
@@ -256,8 +257,9 @@ func (tx *wtx) endAttempt(rowid int64, j *job.Job, now time.Time, state gantry.S
 	if giveBack {
 		base = 1
 	}
+	aj, aOutcome := endedAttempt(j, state, now, outcome, errText)
 	res, err := tx.w.exec(endAttemptSQL, string(state), nullBytes(result), errText, t2i(finished), t2i(runAt),
-		now.UTC().Format(time.RFC3339Nano), outcome, base, rowid, j.Token)
+		aj, aOutcome, base, rowid, j.Token)
 	if err != nil {
 		return false, unavailable("end attempt", err)
 	}
@@ -287,15 +289,26 @@ const finishSelectSQL = `SELECT rowid, ` + jobCols + ` FROM jobs
 
 // finishUpdateSQL ends many attempts in one statement, each as a
 // compare-and-swap on (rowid, token, state). Each element of the JSON array
-// is [rowid, token, state, result, error, finished_at, run_at, outcome, finished_at as text].
+// is [rowid, token, state, result, error, finished_at, run_at, attempt
+// outcome, ended attempt JSON] (see endAttemptSQL).
 const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
 	finished_at = u.finished_at, run_at = CASE WHEN u.run_at = 0 THEN jobs.run_at ELSE u.run_at END,
-	worker_id = '', lease_expires_at = 0,
-	attempts = json_set(jobs.attempts, '$[#-1].finished_at', u.fin, '$[#-1].outcome', u.outcome, '$[#-1].error', u.error)
+	worker_id = '', lease_expires_at = 0, attempt_outcome = u.outcome,
+	attempts = CASE WHEN u.aj = '' THEN jobs.attempts ELSE json_insert(jobs.attempts, '$[#]', json(u.aj)) END
 	FROM (SELECT value->>0 AS rid, value->>1 AS token, value->>2 AS state, nullif(value->>3, '') AS result,
-		value->>4 AS error, value->>5 AS finished_at, value->>6 AS run_at, value->>7 AS outcome, value->>8 AS fin
+		value->>4 AS error, value->>5 AS finished_at, value->>6 AS run_at, value->>7 AS outcome, value->>8 AS aj
 		FROM json_each(?)) AS u
 	WHERE jobs.rowid = u.rid AND jobs.token = u.token AND jobs.state = 'running'`
+
+// endedAttempt returns how an attempt ending with outcome is recorded: as
+// JSON to append to the attempts array when the job will run again, or as
+// the row's attempt outcome when it ends the job.
+func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errText string) (aj, aOutcome string) {
+	if state.Terminal() {
+		return "", outcome
+	}
+	return attemptJSON(j, j.WorkerID, now, outcome, errText), ""
+}
 
 // FinishJobs implements [store.Store]. It reads every named running job in
 // one statement, decides each transition, and applies them all in another.
@@ -329,7 +342,6 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		if err := rows.Err(); err != nil {
 			return unavailable("finish", err)
 		}
-		nowText := p.Now.UTC().Format(time.RFC3339Nano)
 		updates := make([]any, 0, len(byID))
 		workers := map[string]bool{}
 		var batches []string
@@ -374,7 +386,8 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 					batches = append(batches, j.BatchID)
 				}
 			}
-			updates = append(updates, []any{r.rowid, j.Token, state, string(j.Result), o.Error, t2i(finished), t2i(runAt), o.Outcome, nowText})
+			aj, aOutcome := endedAttempt(j, state, p.Now, o.Outcome, o.Error)
+			updates = append(updates, []any{r.rowid, j.Token, state, string(j.Result), o.Error, t2i(finished), t2i(runAt), aOutcome, aj})
 			workers[j.WorkerID] = true
 			j.State, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, o.Error, finished, "", time.Time{}
 			if !runAt.IsZero() {

@@ -12,7 +12,7 @@ import (
 const jobCols = `id, tenant, type, name, queue, priority, params, package, batch_id, run_at,
 	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, state, attempt,
 	attempt_base, progress_pct, progress_msg, result, error, cancel_requested, created_at,
-	started_at, finished_at, worker_id, token, lease_expires_at, lease_ttl_ms`
+	started_at, finished_at, worker_id, token, lease_expires_at, lease_ttl_ms, attempt_worker, attempt_outcome`
 
 // jobColsWithAttempts adds the attempt history.
 const jobColsWithAttempts = jobCols + `, attempts`
@@ -24,12 +24,13 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 		j                                                    job.Job
 		params, result                                       []byte
 		runAt, timeout, created, started, finished, exp, ttl int64
-		tags, meta, state, attempts                          string
+		tags, meta, state, attempts, aWorker, aOutcome       string
 	)
 	dest := []any{&j.ID, &j.Tenant, &j.Type, &j.Name, &j.Queue, &j.Priority, &params, &j.Package,
 		&j.BatchID, &runAt, &j.MaxAttempts, &timeout, &j.UniqueKey, &j.SingletonKey, &tags, &meta,
 		&state, &j.Attempt, &j.AttemptBase, &j.Progress.Percent, &j.Progress.Message, &result,
-		&j.Error, &j.CancelRequested, &created, &started, &finished, &j.WorkerID, &j.Token, &exp, &ttl}
+		&j.Error, &j.CancelRequested, &created, &started, &finished, &j.WorkerID, &j.Token, &exp, &ttl,
+		&aWorker, &aOutcome}
 	if withAttempts {
 		dest = append(dest, &attempts)
 	}
@@ -56,9 +57,14 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 			return nil, err
 		}
 	}
-	if withAttempts && attempts != "" && attempts != "[]" {
-		if err := json.Unmarshal([]byte(attempts), &j.Attempts); err != nil {
-			return nil, err
+	if withAttempts {
+		if attempts != "" && attempts != "[]" {
+			if err := json.Unmarshal([]byte(attempts), &j.Attempts); err != nil {
+				return nil, err
+			}
+		}
+		if a, ok := latestAttempt(&j, aWorker, aOutcome); ok {
+			j.Attempts = append(j.Attempts, a)
 		}
 	}
 	return &j, nil
@@ -86,4 +92,25 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return []byte(b)
+}
+
+// latestAttempt describes the job's latest attempt from its columns, when
+// it is not in the attempts JSON: while it runs, and after it ended the job.
+func latestAttempt(j *job.Job, worker, outcome string) (job.Attempt, bool) {
+	a := job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token, StartedAt: j.StartedAt}
+	switch {
+	case j.State == gantry.StateRunning:
+		return a, true
+	case outcome != "":
+		a.FinishedAt, a.Outcome, a.Error = j.FinishedAt, outcome, j.Error
+		return a, true
+	}
+	return a, false
+}
+
+// attemptJSON encodes an ended attempt for the attempts array.
+func attemptJSON(j *job.Job, worker string, finished time.Time, outcome, errText string) string {
+	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token,
+		StartedAt: j.StartedAt, FinishedAt: finished, Outcome: outcome, Error: errText})
+	return string(b)
 }

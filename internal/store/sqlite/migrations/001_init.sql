@@ -34,6 +34,12 @@ CREATE TABLE jobs (
     token            INTEGER NOT NULL DEFAULT 0,
     lease_expires_at INTEGER NOT NULL DEFAULT 0,
     lease_ttl_ms     INTEGER NOT NULL DEFAULT 0,
+    attempt_worker   TEXT    NOT NULL DEFAULT '',
+    attempt_outcome  TEXT    NOT NULL DEFAULT '',
+    -- Ended attempts, as a JSON array, except the latest attempt: that one
+    -- is described by attempt, attempt_worker, token, started_at and, once
+    -- it ends the job, attempt_outcome, error and finished_at. So the hot
+    -- path (lease, then a terminal outcome) never rewrites JSON.
     attempts         TEXT    NOT NULL DEFAULT '[]'
 );
 
