@@ -62,7 +62,7 @@ type Config struct {
 	// WorkerLostAfter is how long a worker may go unseen before it is
 	// reported lost (and refused leases: it must register again). A worker
 	// whose own lease TTL is longer gets that TTL instead. Defaults to 3
-	// heartbeats of the default lease TTL: 30s.
+	// HeartbeatIntervals (30s with the default lease TTL).
 	WorkerLostAfter time.Duration
 	// WorkerRetention is how long a lost worker that holds no job is kept
 	// before it is deleted. Defaults to 1h.
@@ -117,7 +117,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RetentionInterval, time.Minute)
 	def(&c.JobRetention, 7*24*time.Hour)
 	def(&c.EventRetention, time.Hour)
-	def(&c.WorkerLostAfter, 3*(30*time.Second/3))
+	def(&c.WorkerLostAfter, 3*c.HeartbeatInterval)
 	def(&c.WorkerRetention, time.Hour)
 	def(&c.LeasePollInterval, 5*time.Second)
 	def(&c.MaxLeaseWait, 5*time.Minute)

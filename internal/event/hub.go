@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/job"
@@ -65,12 +66,28 @@ type Hub struct {
 	ready chan struct{} // closed once last is known
 	wg    sync.WaitGroup
 
+	// known is the newest seq a change hint announced.
+	known atomic.Int64
+
 	mu      sync.Mutex
 	closed  bool
 	running bool
 	last    int64 // newest seq fanned out
 	subs    map[*Subscription]struct{}
+	// pending holds ephemeral events published before the stored events
+	// committed ahead of them were fanned out, oldest first.
+	pending []pendingEvent
 }
+
+// pendingEvent is an ephemeral event waiting for the stored events before it.
+type pendingEvent struct {
+	ev    job.Event
+	after int64 // deliver once last >= after
+}
+
+// maxPending bounds the ephemeral events held back; beyond it the oldest
+// are dropped, as ephemeral events may be.
+const maxPending = 4096
 
 // NewHub returns a hub over st. It registers a change callback on st; call
 // [Hub.Run] to start tailing and [Hub.Close] to stop.
@@ -86,6 +103,12 @@ func NewHub(st store.Store, opts Options) *Hub {
 	st.OnChange(func(c store.Change) {
 		if c.LastSeq == 0 {
 			return
+		}
+		for {
+			k := h.known.Load()
+			if c.LastSeq <= k || h.known.CompareAndSwap(k, c.LastSeq) {
+				break
+			}
 		}
 		select {
 		case h.wake <- struct{}{}:
@@ -182,6 +205,7 @@ func (h *Hub) tail(ctx context.Context) {
 			h.fanout(&evs[i])
 		}
 		h.last = evs[len(evs)-1].Seq
+		h.flushPending()
 		h.mu.Unlock()
 		if len(evs) < h.opts.PageSize {
 			return
@@ -215,18 +239,44 @@ func (h *Hub) fanout(ev *job.Event) {
 }
 
 // Publish hands an ephemeral event (job.progress) to the live subscriptions
-// it matches. It is not stored: a subscription that is catching up from the
-// store, or whose buffer is full, does not get it. Each copy carries the Seq
-// of the last stored event its subscription received, so resuming from it
-// loses nothing.
+// it matches, after the stored events that change hints announced before
+// it (so a job's progress never overtakes its job.started). It is not
+// stored: a subscription that is catching up from the store, or whose
+// buffer is full, does not get it. Each copy carries the Seq of the last
+// stored event its subscription received, so resuming from it loses
+// nothing.
 func (h *Hub) Publish(ev job.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if after := h.known.Load(); after > h.last {
+		if len(h.pending) == maxPending {
+			h.pending = slices.Delete(h.pending, 0, 1)
+		}
+		h.pending = append(h.pending, pendingEvent{ev: ev, after: after})
+		return
+	}
+	h.deliver(&ev)
+}
+
+// flushPending delivers the held-back ephemeral events that are due.
+// h.mu must be held.
+func (h *Hub) flushPending() {
+	n := 0
+	for n < len(h.pending) && h.pending[n].after <= h.last {
+		h.deliver(&h.pending[n].ev)
+		n++
+	}
+	h.pending = slices.Delete(h.pending, 0, n)
+}
+
+// deliver hands an ephemeral event to the live subscriptions it matches.
+// h.mu must be held.
+func (h *Hub) deliver(ev *job.Event) {
 	for s := range h.subs {
-		if !s.f.Match(&ev) {
+		if !s.f.Match(ev) {
 			continue
 		}
-		e := ev
+		e := *ev
 		e.Seq = s.cursor
 		select {
 		case s.out <- e:
