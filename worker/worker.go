@@ -50,6 +50,9 @@ const (
 const (
 	// leaseWait is how long a lease request waits for jobs (long poll).
 	leaseWait = 30 * time.Second
+	// fetchGather is how long a busy worker waits for more free slots
+	// before leasing, so that leases and reports come in batches.
+	fetchGather = time.Millisecond
 	// minLeasePeriod spaces out lease requests that return nothing early.
 	minLeasePeriod = 100 * time.Millisecond
 	// defaultLeaseTTL is used when the transport announces no TTL.
@@ -389,15 +392,12 @@ func (w *Worker) fetchLoop(ctx, jobsCtx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		n := 1
-	more:
-		for n < cap(w.sem) {
-			select {
-			case w.sem <- struct{}{}:
-				n++
-			default:
-				break more
-			}
+		n := 1 + w.grabSlots(cap(w.sem)-1)
+		if n < cap(w.sem)/4 {
+			// Other jobs hold the rest of the slots: wait a moment for
+			// more to free up, so that one lease (and later one report)
+			// serves many jobs. An idle worker leases at once.
+			n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
 		}
 		id := w.workerID()
 		sent := time.Now()
@@ -438,6 +438,38 @@ func (w *Worker) fetchLoop(ctx, jobsCtx context.Context) {
 			}
 		}
 	}
+}
+
+// grabSlots takes up to max free slots without waiting.
+func (w *Worker) grabSlots(max int) int {
+	n := 0
+	for n < max {
+		select {
+		case w.sem <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// awaitSlots takes up to want slots, waiting at most d for them.
+func (w *Worker) awaitSlots(ctx context.Context, want int, d time.Duration) int {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	n := 0
+	for n < want {
+		select {
+		case w.sem <- struct{}{}:
+			n++
+		case <-t.C:
+			return n
+		case <-ctx.Done():
+			return n
+		}
+	}
+	return n
 }
 
 func (w *Worker) release(n int) {

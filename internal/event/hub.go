@@ -189,7 +189,29 @@ func (h *Hub) tail(ctx context.Context) {
 	for {
 		h.mu.Lock()
 		after := h.last
+		idle := len(h.subs) == 0
 		h.mu.Unlock()
+		if idle {
+			// Nobody follows live: move past the new events without
+			// reading them. A subscription that joins later catches up
+			// from the store up to h.last first.
+			newest := h.known.Load()
+			if newest <= after {
+				_, n, err := h.st.EventBounds(ctx)
+				if err != nil {
+					return
+				}
+				newest = n
+			}
+			h.mu.Lock()
+			if len(h.subs) == 0 {
+				h.last = max(h.last, newest)
+				h.flushPending()
+				h.mu.Unlock()
+				return
+			}
+			h.mu.Unlock()
+		}
 		evs, err := h.st.ReadEvents(ctx, after, h.opts.PageSize)
 		if err != nil {
 			if ctx.Err() == nil {
