@@ -310,17 +310,59 @@ func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errTex
 	return attemptJSON(j, j.WorkerID, now, outcome, errText), ""
 }
 
-// FinishJobs implements [store.Store]. It reads every named running job in
-// one statement, decides each transition, and applies them all in another.
+// finishDirectSQL ends attempts whose outcome decides the state alone
+// (succeeded, canceled) in one statement, as compare-and-swaps on (id,
+// token, state), and returns what their events need. Each element of the
+// JSON array is [id, token, state, result, error].
+const finishDirectSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
+	finished_at = ?2, worker_id = '', lease_expires_at = 0, attempt_outcome = u.state
+	FROM (SELECT value->>0 AS id, value->>1 AS token, value->>2 AS state, nullif(value->>3, '') AS result,
+		value->>4 AS error FROM json_each(?1)) AS u
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
+	RETURNING jobs.id, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker`
+
+// FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
+// applied in one statement; failed ones, whose fate depends on the job's
+// attempts, are read in one statement, decided, and applied in another.
 func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]store.FinishResult, error) {
-	ids := make([]string, len(p.Outcomes))
+	var direct []any
+	var failedIDs []string
+	first := make(map[string]int, len(p.Outcomes)) // job id -> index of its first outcome
 	for i, o := range p.Outcomes {
-		ids[i] = o.JobID
+		if _, dup := first[o.JobID]; dup {
+			continue // a second outcome for one job is stale
+		}
+		first[o.JobID] = i
+		switch o.Outcome {
+		case job.OutcomeSucceeded, job.OutcomeCanceled:
+			direct = append(direct, []any{o.JobID, o.Token, o.Outcome, string(o.Result), o.Error})
+		case job.OutcomeFailed:
+			failedIDs = append(failedIDs, o.JobID)
+		default:
+			return nil, fmt.Errorf("sqlite: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
+		}
 	}
-	idsJSON := marshalJSON(ids)
+	var directJSON, idsJSON string
+	if len(direct) > 0 {
+		directJSON = marshalJSON(direct)
+	}
+	if len(failedIDs) > 0 {
+		idsJSON = marshalJSON(failedIDs)
+	}
 	var out []store.FinishResult
 	err := s.w.do(ctx, func(tx *wtx) error {
 		out = make([]store.FinishResult, len(p.Outcomes))
+		for i, o := range p.Outcomes {
+			out[i].JobID = o.JobID
+		}
+		if directJSON != "" {
+			if err := tx.finishDirect(p, directJSON, first, out); err != nil {
+				return err
+			}
+		}
+		if idsJSON == "" {
+			return nil
+		}
 		rows, err := tx.w.query(finishSelectSQL, idsJSON)
 		if err != nil {
 			return unavailable("finish", err)
@@ -346,7 +388,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		workers := map[string]bool{}
 		var batches []string
 		for i, o := range p.Outcomes {
-			out[i].JobID = o.JobID
+			if o.Outcome != job.OutcomeFailed || first[o.JobID] != i {
+				continue
+			}
 			r, ok := byID[o.JobID]
 			if !ok || r.j.Token != o.Token {
 				continue
@@ -422,6 +466,55 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		return nil, err
 	}
 	return out, nil
+}
+
+// finishDirect applies succeeded and canceled outcomes (see finishDirectSQL).
+func (tx *wtx) finishDirect(p *store.FinishJobsParams, directJSON string, first map[string]int, out []store.FinishResult) error {
+	rows, err := tx.w.query(finishDirectSQL, directJSON, t2i(p.Now))
+	if err != nil {
+		return unavailable("finish", err)
+	}
+	var workers, batches []string
+	for rows.Next() {
+		var j job.Job
+		var worker string
+		if err := rows.Scan(&j.ID, &j.Tenant, &j.Type, &j.Queue, &j.BatchID, &j.Attempt, &worker); err != nil {
+			rows.Close()
+			return unavailable("finish", err)
+		}
+		i := first[j.ID]
+		o := &p.Outcomes[i]
+		j.State, j.Error, j.FinishedAt, j.Token = gantry.State(o.Outcome), o.Error, p.Now, o.Token
+		kind := job.EventSucceeded
+		if o.Outcome == job.OutcomeSucceeded {
+			j.Result = o.Result
+		} else {
+			kind = job.EventCanceled
+		}
+		tx.emit(job.EventFor(kind, &j, p.Now))
+		out[i] = store.FinishResult{JobID: j.ID, OK: true, Job: &j}
+		if j.BatchID != "" && !slices.Contains(batches, j.BatchID) {
+			batches = append(batches, j.BatchID)
+		}
+		if !slices.Contains(workers, worker) {
+			workers = append(workers, worker)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return unavailable("finish", err)
+	}
+	for _, b := range batches {
+		if err := tx.terminal(b, p.Now); err != nil {
+			return err
+		}
+	}
+	for _, w := range workers {
+		if err := tx.touchWorker(w, p.Now, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runningWhere selects running jobs with their rowids.

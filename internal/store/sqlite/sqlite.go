@@ -182,6 +182,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Transactions is the number of group transactions committed.
+	Transactions int64
+	// Calls is the number of write calls they carried.
+	Calls int64
+}
+
+// Stats returns the writer's counters.
+func (s *Store) Stats() Stats {
+	return Stats{Transactions: s.w.groups.Load(), Calls: s.w.calls.Load()}
+}
+
 // OnChange implements [store.Store].
 func (s *Store) OnChange(f func(store.Change)) {
 	s.mu.Lock()

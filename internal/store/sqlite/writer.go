@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/job"
@@ -32,6 +33,8 @@ type writer struct {
 	closed chan struct{}
 	exited chan struct{} // closed when run returns
 	once   sync.Once
+
+	groups, calls atomic.Int64 // transactions committed, calls run
 
 	// Owned by the writer goroutine.
 	token     int64 // last fencing token handed out
@@ -266,6 +269,8 @@ func (w *writer) runGroup(group []*op) {
 		}
 	}
 	w.queuesNew = w.queuesNew[:0]
+	w.groups.Add(1)
+	w.calls.Add(int64(len(group)))
 	for _, f := range tx.after {
 		f()
 	}
