@@ -149,7 +149,8 @@ type Store interface {
 	// DeleteWebhook deletes a webhook.
 	DeleteWebhook(ctx context.Context, tenant, id string) error
 	// UpdateWebhookDelivery records delivery progress: the new cursor (which
-	// never moves backwards: a smaller one is ignored), and the status.
+	// never moves backwards: a smaller one is ignored), and the status. An
+	// unknown (or deleted) webhook is ErrNotFound.
 	UpdateWebhookDelivery(ctx context.Context, p *WebhookDeliveryParams) error
 
 	// Retain deletes terminal jobs finished before p.JobsBefore, done

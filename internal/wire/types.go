@@ -129,7 +129,7 @@ type Job struct {
 	StartedAt       *Time             `json:"started_at"`
 	FinishedAt      *Time             `json:"finished_at"`
 	WorkerID        string            `json:"worker_id"`
-	Attempts        []Attempt         `json:"attempts,omitempty"`
+	Attempts        []Attempt         `json:"attempts,omitzero"`
 	// Lease is set on jobs handed to a worker by a lease.
 	Lease *Lease `json:"lease,omitempty"`
 }
@@ -181,7 +181,9 @@ func FromJob(j *job.Job, withAttempts bool) Job {
 	return w
 }
 
-// Page is a page of a list.
+// Page is a page of a list. Every list answer has this shape, also the
+// lists that are not paged (workers, queues, webhooks), whose NextCursor is
+// always null.
 type Page[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"next_cursor"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Time is a time in the API's format. The zero Time is written as null.
 type Time struct{ time.Time }
+
+var timeType = reflect.TypeFor[Time]()
 
 // T returns t as a *Time, or nil for the zero time.
 func T(t time.Time) *Time {
@@ -45,13 +48,15 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		t.Time = time.Time{}
 		return nil
 	}
+	// A *json.UnmarshalTypeError gets the field's name from the decoder,
+	// so that the error names it (see decodeError).
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("must be an RFC 3339 time string")
+		return &json.UnmarshalTypeError{Value: "a non-string", Type: timeType}
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return errors.New("must be an RFC 3339 time string")
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("%q", s), Type: timeType}
 	}
 	t.Time = v.UTC()
 	return nil
@@ -116,13 +121,19 @@ func decodeError(err error) error {
 		if field == "" {
 			field = "body"
 		}
+		if typ.Type == timeType {
+			return &job.FieldError{Field: field, Problem: "must be an RFC 3339 time string, not " + typ.Value}
+		}
 		return &job.FieldError{Field: field, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return &job.FieldError{Field: "body", Problem: "is truncated JSON"}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return &job.FieldError{Field: strings.Trim(f, `"`), Problem: "is not a known field"}
+		if name := strings.Trim(f, `"`); name != "" {
+			return &job.FieldError{Field: name, Problem: "is not a known field"}
+		}
+		return &job.FieldError{Field: "body", Problem: "has a member with an empty name"}
 	}
 	// Errors from a field's own UnmarshalJSON (e.g. Time) carry no field
 	// name in encoding/json; report the message.
