@@ -102,7 +102,14 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 		deadline = t.C
 	}
 	var poll *time.Ticker
-	for {
+	for first := true; ; first = false {
+		if !first {
+			// The worker may have been removed or drained while this call
+			// waited: look again before leasing to it.
+			if w, err = e.activeWorker(ctx, workerID); err != nil {
+				return LeaseResult{}, err
+			}
+		}
 		if e.draining(workerID, w) {
 			res.Drain = true
 			return res, nil
