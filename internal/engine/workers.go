@@ -105,8 +105,9 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 	for first := true; ; first = false {
 		if !first {
 			// The worker may have been removed or drained while this call
-			// waited: look again before leasing to it.
-			if w, err = e.activeWorker(ctx, workerID); err != nil {
+			// waited: look again before leasing to it. (It is not lost: it
+			// is waiting right here.)
+			if w, err = e.worker(ctx, workerID); err != nil {
 				return LeaseResult{}, err
 			}
 		}
