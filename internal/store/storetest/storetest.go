@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Worker", testWorker},
 		{"Queue", testQueue},
 		{"Events", testEvents},
+		{"Webhook", testWebhook},
 		{"Retention", testRetention},
 		{"OnChange", testOnChange},
 		{"Concurrency", testConcurrency},
