@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -62,12 +63,21 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Seconds converts a *_seconds field to a duration (nil: zero).
+// Seconds converts a *_seconds field to a duration (nil: zero). Values
+// beyond what a duration holds (about 292 years) saturate, so that range
+// checks on the result see them as huge, never as wrapped around.
 func Seconds(f *float64) time.Duration {
 	if f == nil {
 		return 0
 	}
-	return time.Duration(*f * float64(time.Second))
+	ns := *f * float64(time.Second)
+	switch {
+	case ns >= math.MaxInt64:
+		return math.MaxInt64
+	case ns <= math.MinInt64:
+		return math.MinInt64
+	}
+	return time.Duration(ns)
 }
 
 // S converts a duration to a *_seconds value.
