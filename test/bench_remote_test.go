@@ -35,7 +35,7 @@ func benchServer(b *testing.B) (url, token string) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return srv.URL(), srv.Token()
+	return "http://" + ln.Addr().String(), srv.Token()
 }
 
 // startRemoteWorkers runs n remote workers, each with its own client (its
@@ -99,7 +99,7 @@ func BenchmarkRemoteEndToEnd(b *testing.B) {
 		})
 	}
 	subs.Wait()
-	done.Wait()
+	benchWait(b, &done)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cancel()
@@ -135,7 +135,12 @@ func BenchmarkRemoteWakeUp(b *testing.B) {
 		if _, err := c.Submit(ctx, client.JobRequest{Type: "noop"}); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, (<-started).Sub(t0))
+		select {
+		case t := <-started:
+			lat = append(lat, t.Sub(t0))
+		case <-time.After(time.Minute):
+			b.Fatal("the remote worker did not start the job within a minute")
+		}
 	}
 	b.StopTimer()
 	cancel()
@@ -145,4 +150,17 @@ func BenchmarkRemoteWakeUp(b *testing.B) {
 	b.ReportMetric(q(0.50), "p50-ms")
 	b.ReportMetric(q(0.90), "p90-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// benchWait waits for wg, failing the benchmark instead of hanging when
+// the workers cannot finish (say, cannot reach the server).
+func benchWait(b *testing.B, wg *sync.WaitGroup) {
+	b.Helper()
+	c := make(chan struct{})
+	go func() { wg.Wait(); close(c) }()
+	select {
+	case <-c:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("jobs did not all finish within 5 minutes")
+	}
 }
