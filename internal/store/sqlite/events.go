@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
@@ -16,25 +16,23 @@ func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]job.E
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT data FROM event_chunks WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT first_seq, data FROM event_chunks WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, unavailable("read events", err)
 	}
 	defer rows.Close()
 	var out []job.Event
 	for rows.Next() && len(out) < limit {
+		var first int64
 		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		if err := rows.Scan(&first, &data); err != nil {
 			return nil, unavailable("read events", err)
 		}
-		var chunk []job.Event
-		if err := json.Unmarshal(data, &chunk); err != nil {
-			return nil, unavailable("read events", err)
+		if out, err = decodeChunk(out, data, first, after); err != nil {
+			return nil, fmt.Errorf("sqlite: read events: chunk from %d: %w", first, err)
 		}
-		for _, e := range chunk {
-			if e.Seq > after && len(out) < limit {
-				out = append(out, e)
-			}
+		if len(out) > limit {
+			out = out[:limit]
 		}
 	}
 	if err := rows.Err(); err != nil {
