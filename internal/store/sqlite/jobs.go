@@ -87,10 +87,19 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 			}
 			seen[k] = j
 		}
-		if _, err := tx.w.exec(insertJobSQL, j.ID, j.Tenant, j.Type, j.Name, j.Queue, j.Priority,
+		if j.UniqueKey != "" {
+			// Later jobs of this call look this key up: insert now.
+			if err := tx.flushInserts(); err != nil {
+				return nil, err
+			}
+		}
+		tx.pending = append(tx.pending, j.ID, j.Tenant, j.Type, j.Name, j.Queue, j.Priority,
 			nullBytes(j.Params), j.Package, j.BatchID, t2i(j.RunAt), j.MaxAttempts, j.Timeout.Milliseconds(),
-			j.UniqueKey, j.SingletonKey, jsonOrEmpty(j.Tags), jsonMapOrEmpty(j.Metadata), string(j.State), t2i(j.CreatedAt)); err != nil {
-			return nil, unavailable("insert jobs", err)
+			j.UniqueKey, j.SingletonKey, jsonOrEmpty(j.Tags), jsonMapOrEmpty(j.Metadata), string(j.State), t2i(j.CreatedAt))
+		if len(tx.pending) == insertChunk*insertCols {
+			if err := tx.flushInserts(); err != nil {
+				return nil, err
+			}
 		}
 		if err := tx.noteQueue(j.Tenant, j.Queue); err != nil {
 			return nil, unavailable("insert jobs", err)
@@ -101,7 +110,37 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 		}
 		out = append(out, store.InsertResult{Job: j, Created: true})
 	}
+	if err := tx.flushInserts(); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// insertChunk is the most rows one INSERT statement carries; insertCols is
+// the number of values per row.
+const (
+	insertChunk = 64
+	insertCols  = 18
+)
+
+// flushInserts inserts the rows queued in tx.pending with one multi-row
+// INSERT (statements are prepared once per row count).
+func (tx *wtx) flushInserts() error {
+	if len(tx.pending) == 0 {
+		return nil
+	}
+	n := len(tx.pending) / insertCols
+	q := insertJobSQL
+	if n > 1 {
+		q += strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", n-1)
+	}
+	_, err := tx.w.exec(q, tx.pending...)
+	clear(tx.pending)
+	tx.pending = tx.pending[:0]
+	if err != nil {
+		return unavailable("insert jobs", err)
+	}
+	return nil
 }
 
 // GetJob implements [store.Store].

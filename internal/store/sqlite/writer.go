@@ -51,6 +51,7 @@ type wtx struct {
 	events        []job.Event
 	jobsAvailable bool
 	tokenUsed     bool
+	pending       []any    // rows queued for a multi-row INSERT (see flushInserts)
 	after         []func() // run after commit
 }
 
@@ -236,6 +237,7 @@ func (w *writer) runGroup(group []*op) {
 		if err := o.fn(tx); err != nil {
 			errs[i] = err
 			tx.events, tx.after, tx.jobsAvailable = tx.events[:nEvents], tx.after[:nAfter], avail
+			tx.pending = tx.pending[:0]
 			w.queuesNew = w.queuesNew[:nQueues]
 			if _, rerr := w.exec("ROLLBACK TO op"); rerr != nil {
 				w.abort(group, token0, seq0, unavailable("rollback to savepoint", rerr))
