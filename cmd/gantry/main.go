@@ -1,5 +1,7 @@
-// Command gantry is Gantry's single binary. Run 'gantry demo' to see it
-// work, 'gantry --help' for the rest.
+// Command gantry is Gantry's single binary: the server (gantry server), a
+// worker running the built-in handlers (gantry worker), the command line
+// client (gantry submit, jobs, batches, watch, queues, workers) and a demo
+// (gantry demo). Run 'gantry --help' for the commands.
 package main
 
 import (

@@ -8,10 +8,13 @@ import (
 	"unicode/utf8"
 )
 
-// snapshot is the state of a demo run at one moment, as the views draw it.
+// snapshot is the state of a batch at one moment, as the views draw it.
 type snapshot struct {
-	Elapsed time.Duration
-	Total   int
+	// Title heads the live view ("Gantry demo"); Label heads its list of
+	// jobs reporting progress ("slow jobs running:").
+	Title, Label string
+	Elapsed      time.Duration
+	Total        int
 	// Counts of the batch's jobs by state.
 	Queued, Running, Retrying, Succeeded, Failed, Canceled int
 	// Slow lists running jobs that report progress, in a stable order.
@@ -28,7 +31,7 @@ type slowJob struct {
 	Message string
 }
 
-// summary is what a demo run achieved.
+// summary is what a batch achieved.
 type summary struct {
 	Elapsed     time.Duration
 	Total       int
@@ -94,14 +97,14 @@ func renderBlock(s *snapshot, width int) []string {
 	done := s.Done()
 	tail := fmt.Sprintf(" %d/%d %3d%%", done, s.Total, percent(done, s.Total))
 	lines := []string{
-		fit(fmt.Sprintf("Gantry demo · %d jobs · %s", s.Total, seconds(s.Elapsed)), width),
+		fit(fmt.Sprintf("%s · %d jobs · %s", s.Title, s.Total, seconds(s.Elapsed)), width),
 		bar(width-utf8.RuneCountInString(tail), done, s.Total) + tail,
 		fit(countsLine(s), width),
 	}
 	if len(s.Slow) == 0 {
 		return lines
 	}
-	lines = append(lines, "slow jobs running:")
+	lines = append(lines, s.Label)
 	const nameWidth, barWidth = 12, 20
 	for i, j := range s.Slow {
 		if i == maxSlowBars {
@@ -149,6 +152,7 @@ const (
 	hideCursor = "\x1b[?25l"
 	showCursor = "\x1b[?25h"
 	clearDown  = "\x1b[J" // erase from the cursor to the end of the screen
+	clearLine  = "\x1b[K" // erase from the cursor to the end of the line
 )
 
 // liveView redraws a block of lines in place on a terminal.

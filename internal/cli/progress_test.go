@@ -63,6 +63,7 @@ func TestFit(t *testing.T) {
 
 func TestRenderBlock(t *testing.T) {
 	s := &snapshot{
+		Title: "Gantry demo", Label: "slow jobs running:",
 		Elapsed: 4200 * time.Millisecond, Total: 300,
 		Queued: 40, Running: 32, Retrying: 3, Succeeded: 220, Failed: 5,
 		Slow: []slowJob{
@@ -90,7 +91,7 @@ func TestRenderBlock(t *testing.T) {
 }
 
 func TestRenderBlockNarrowAndMany(t *testing.T) {
-	s := &snapshot{Total: 10, Succeeded: 10, Canceled: 1}
+	s := &snapshot{Title: "Batch", Label: "jobs in progress:", Total: 10, Succeeded: 10, Canceled: 1}
 	for i := range maxSlowBars + 3 {
 		s.Slow = append(s.Slow, slowJob{Name: "s", Percent: i * 10, Message: strings.Repeat("m", 100)})
 	}

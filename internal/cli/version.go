@@ -27,12 +27,17 @@ func Version() string {
 	return "(devel)"
 }
 
-func newVersionCommand() *cobra.Command {
+func newVersionCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of gantry",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.json {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{
+					"version": Version(), "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
+				})
+			}
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "gantry %s %s %s/%s\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
