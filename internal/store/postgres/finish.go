@@ -1,0 +1,323 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gantryhq/gantry"
+	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store"
+)
+
+// finishDirectSQL ends attempts whose outcome decides the state alone
+// (succeeded, canceled) in one statement, as compare-and-swaps on (id,
+// token, state), and returns what their events need.
+const finishDirectSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
+	finished_at = $1, worker_id = '', lease_expires_at = 0, attempt_outcome = u.state
+	FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS u(id, token, state, result, error)
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
+	RETURNING jobs.id::text, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker`
+
+// finishSelectSQL reads and locks the running jobs that failed outcomes name.
+const finishSelectSQL = `SELECT ` + jobCols + ` FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'running' ORDER BY id FOR UPDATE`
+
+// finishUpdateSQL ends many failed attempts in one statement, each as a
+// compare-and-swap on (id, token, state) (see endAttemptSQL).
+const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = NULL, error = u.error,
+	finished_at = u.finished_at, run_at = CASE WHEN u.run_at = 0 THEN jobs.run_at ELSE u.run_at END,
+	worker_id = '', lease_expires_at = 0, attempt_outcome = u.outcome,
+	attempts = CASE WHEN u.aj = '' THEN jobs.attempts ELSE jobs.attempts || jsonb_build_array(u.aj::jsonb) END
+	FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
+		AS u(id, token, state, error, finished_at, run_at, outcome, aj)
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'`
+
+// FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
+// applied in one statement; failed ones, whose fate depends on the job's
+// attempts, are read (and locked) in one statement, decided, and applied
+// in another.
+func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]store.FinishResult, error) {
+	var (
+		dIDs, dStates, dErrors []string
+		dTokens                []int64
+		dResults               [][]byte
+		failedIDs              []string
+	)
+	first := make(map[string]int, len(p.Outcomes)) // job id -> index of its first outcome
+	for i, o := range p.Outcomes {
+		if _, dup := first[o.JobID]; dup {
+			continue // a second outcome for one job is stale
+		}
+		first[o.JobID] = i
+		if !job.ValidID(o.JobID) {
+			continue // no such job: not OK
+		}
+		switch o.Outcome {
+		case job.OutcomeSucceeded, job.OutcomeCanceled:
+			dIDs, dTokens, dStates = append(dIDs, o.JobID), append(dTokens, o.Token), append(dStates, o.Outcome)
+			dResults, dErrors = append(dResults, nullBytes(o.Result)), append(dErrors, o.Error)
+		case job.OutcomeFailed:
+			failedIDs = append(failedIDs, o.JobID)
+		default:
+			return nil, fmt.Errorf("postgres: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
+		}
+	}
+	var out []store.FinishResult
+	err := s.write(ctx, "finish", func(t *ptx) error {
+		out = make([]store.FinishResult, len(p.Outcomes))
+		for i, o := range p.Outcomes {
+			out[i].JobID = o.JobID
+		}
+		var workers, batches []string
+		if len(dIDs) > 0 {
+			rows, err := t.query(finishDirectSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors)
+			if err != nil {
+				return err
+			}
+			type ended struct {
+				j      *job.Job
+				worker string
+			}
+			var done []ended
+			for rows.Next() {
+				var e ended
+				e.j = new(job.Job)
+				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker); err != nil {
+					rows.Close()
+					return err
+				}
+				done = append(done, e)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			// RETURNING gives no order; events follow the outcomes' order.
+			slices.SortFunc(done, func(a, b ended) int { return first[a.j.ID] - first[b.j.ID] })
+			for _, e := range done {
+				j, worker := e.j, e.worker
+				i := first[j.ID]
+				o := &p.Outcomes[i]
+				j.State, j.Error, j.FinishedAt, j.Token = gantry.State(o.Outcome), o.Error, p.Now, o.Token
+				kind := job.EventSucceeded
+				if o.Outcome == job.OutcomeSucceeded {
+					j.Result = o.Result
+				} else {
+					kind = job.EventCanceled
+				}
+				t.emit(job.EventFor(kind, j, p.Now))
+				out[i] = store.FinishResult{JobID: j.ID, OK: true, Job: j}
+				if j.BatchID != "" && !slices.Contains(batches, j.BatchID) {
+					batches = append(batches, j.BatchID)
+				}
+				workers = append(workers, worker)
+			}
+		}
+		if len(failedIDs) > 0 {
+			if err := t.finishFailed(p, failedIDs, first, out, &workers, &batches); err != nil {
+				return err
+			}
+		}
+		slices.Sort(batches)
+		for _, b := range batches {
+			if err := t.terminal(b, p.Now); err != nil {
+				return err
+			}
+		}
+		return t.touchWorkers(workers, p.Now, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// finishFailed applies failed outcomes: retrying, canceled or failed.
+func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[string]int, out []store.FinishResult, workers, batches *[]string) error {
+	rows, err := t.query(finishSelectSQL, ids)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]*job.Job, len(ids))
+	for rows.Next() {
+		j, err := scanJob(rows, false)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		byID[j.ID] = j
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var (
+		uIDs, uStates, uErrors, uOutcomes, uAJ []string
+		uTokens, uFinished, uRunAt             []int64
+	)
+	for i, o := range p.Outcomes {
+		if o.Outcome != job.OutcomeFailed || first[o.JobID] != i {
+			continue
+		}
+		j, ok := byID[o.JobID]
+		if !ok || j.Token != o.Token {
+			continue
+		}
+		var (
+			state gantry.State
+			kind  string
+			runAt time.Time
+		)
+		switch {
+		case j.CancelRequested:
+			state, kind = gantry.StateCanceled, job.EventCanceled
+		case o.Retryable && !store.Exhausted(j):
+			delay := o.RetryAfter
+			if delay <= 0 && p.Backoff != nil {
+				delay = p.Backoff(j.Attempt)
+			}
+			state, kind, runAt = gantry.StateRetrying, job.EventRetrying, p.Now.Add(delay)
+		default:
+			state, kind = gantry.StateFailed, job.EventFailed
+		}
+		finished := time.Time{}
+		if state.Terminal() {
+			finished = p.Now
+			if j.BatchID != "" && !slices.Contains(*batches, j.BatchID) {
+				*batches = append(*batches, j.BatchID)
+			}
+		}
+		aj, aOutcome := endedAttempt(j, state, p.Now, o.Outcome, o.Error)
+		uIDs, uTokens, uStates, uErrors = append(uIDs, j.ID), append(uTokens, j.Token), append(uStates, string(state)), append(uErrors, o.Error)
+		uFinished, uRunAt, uOutcomes, uAJ = append(uFinished, t2i(finished)), append(uRunAt, t2i(runAt)), append(uOutcomes, aOutcome), append(uAJ, aj)
+		*workers = append(*workers, j.WorkerID)
+		j.State, j.Result, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, nil, o.Error, finished, "", time.Time{}
+		if !runAt.IsZero() {
+			j.RunAt = runAt
+		}
+		t.emit(job.EventFor(kind, j, p.Now))
+		out[i] = store.FinishResult{JobID: o.JobID, OK: true, Job: j}
+	}
+	if len(uIDs) == 0 {
+		return nil
+	}
+	tag, err := t.exec(finishUpdateSQL, uIDs, uTokens, uStates, uErrors, uFinished, uRunAt, uOutcomes, uAJ)
+	if err != nil {
+		return err
+	}
+	if n := tag.RowsAffected(); int(n) != len(uIDs) {
+		return fmt.Errorf("postgres: finish: updated %d of %d jobs: %w", n, len(uIDs), store.ErrUnavailable)
+	}
+	return nil
+}
+
+// runningJobs reads and locks running jobs matching where (which may use
+// $1.. for args), skipping rows other transactions hold.
+func (t *ptx) runningJobs(where string, args ...any) ([]*job.Job, error) {
+	rows, err := t.query(`SELECT `+jobCols+` FROM jobs WHERE state = 'running' AND `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []*job.Job
+	for rows.Next() {
+		j, err := scanJob(rows, false)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// RescueExpired implements [store.Store].
+func (s *Store) RescueExpired(ctx context.Context, p *store.RescueParams) ([]*job.Job, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	up := p.Now.Sub(p.UpSince)
+	var out []*job.Job
+	err := s.write(ctx, "rescue", func(t *ptx) error {
+		out = nil
+		jobs, err := t.runningJobs(`lease_expires_at <= $1 AND lease_ttl_ms <= $2 ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
+			t2i(p.Now), up.Milliseconds(), limit)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			var state gantry.State
+			var kind, errText string
+			switch {
+			case j.CancelRequested:
+				state, kind, errText = gantry.StateCanceled, job.EventCanceled, "lease expired after cancellation was requested"
+			case store.Exhausted(j):
+				state, kind, errText = gantry.StateFailed, job.EventFailed, fmt.Sprintf("lease expired: worker %s lost during attempt %d, no attempts left", j.WorkerID, j.Attempt)
+			default:
+				state, kind, errText = gantry.StateQueued, job.EventRetrying, fmt.Sprintf("lease expired: worker %s lost during attempt %d", j.WorkerID, j.Attempt)
+			}
+			ok, err := t.endAttempt(j, p.Now, state, job.OutcomeExpired, kind, errText, false)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, j)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PromoteDue implements [store.Store].
+func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) (int, time.Time, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var n int
+	var next time.Time
+	err := s.write(ctx, "promote", func(t *ptx) error {
+		n, next = 0, time.Time{}
+		rows, err := t.query(`UPDATE jobs SET state = 'queued' WHERE id IN (
+			SELECT id FROM jobs WHERE state IN ('scheduled', 'retrying') AND run_at <= $1 ORDER BY run_at LIMIT $2
+			FOR UPDATE SKIP LOCKED) AND state IN ('scheduled', 'retrying')
+			RETURNING `+jobCols, t2i(now), limit)
+		if err != nil {
+			return err
+		}
+		var promoted []*job.Job
+		for rows.Next() {
+			j, err := scanJob(rows, false)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			promoted = append(promoted, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// RETURNING gives no order; events follow the due order.
+		slices.SortStableFunc(promoted, func(a, b *job.Job) int { return a.RunAt.Compare(b.RunAt) })
+		for _, j := range promoted {
+			t.emit(job.EventFor(job.EventQueued, j, now))
+		}
+		n = len(promoted)
+		if n > 0 {
+			t.jobsAvailable = true
+		}
+		var due int64
+		err = t.queryRow(`SELECT run_at FROM jobs WHERE state IN ('scheduled', 'retrying') ORDER BY run_at LIMIT 1`).Scan(&due)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		next = i2t(due)
+		return nil
+	})
+	return n, next, err
+}

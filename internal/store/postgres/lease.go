@@ -1,0 +1,376 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gantryhq/gantry"
+	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store"
+)
+
+type candidate struct {
+	id        string
+	priority  int16
+	tenant    string
+	singleton string
+}
+
+// candidateSQL reads the best queued jobs of one tenant and queue through
+// the claim index, skipping (and locking) rows other claims hold.
+const candidateSQL = `SELECT id::text, priority, tenant, singleton_key FROM jobs
+	WHERE state = 'queued' AND tenant = $1 AND queue = $2
+	AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
+	ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED`
+
+const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = $1, worker_id = $2,
+	lease_expires_at = $3, lease_ttl_ms = $4, started_at = $5, progress_pct = 0, progress_msg = '',
+	attempt_worker = $2, attempt_outcome = ''
+	WHERE id = ANY($6::uuid[]) AND state = 'queued'
+	RETURNING ` + jobCols
+
+// LeaseJobs implements [store.Store]. It locks the best candidates of every
+// matching queue with FOR UPDATE SKIP LOCKED, merges them by priority and
+// age, skips singleton keys already running, and leases the chosen in one
+// UPDATE. A singleton key that another transaction started running
+// meanwhile (the unique index reports it) is skipped on a second pass.
+func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job.Job, error) {
+	if p.Max <= 0 {
+		return nil, nil
+	}
+	types := p.Types
+	if types == nil {
+		types = []string{}
+	}
+	queues := p.Queues
+	if queues == nil {
+		queues = []string{}
+	}
+	var out []*job.Job
+	err := s.write(ctx, "lease", func(t *ptx) error {
+		out = nil
+		if p.WorkerID != "" {
+			var state string
+			err := t.queryRow(`SELECT state FROM workers WHERE id = $1`, p.WorkerID).Scan(&state)
+			if err != nil && !isNoRows(err) {
+				return err
+			}
+			if state == job.WorkerDraining {
+				return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
+			}
+		}
+		rows, err := t.query(`SELECT tenant, name FROM queues WHERE NOT paused AND ($1 = '' OR tenant = $1)
+			AND (cardinality($2::text[]) = 0 OR name = ANY($2::text[])) ORDER BY tenant, name`, p.Tenant, queues)
+		if err != nil {
+			return err
+		}
+		tqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tenantQueue, error) {
+			var tq tenantQueue
+			err := r.Scan(&tq.tenant, &tq.queue)
+			return tq, err
+		})
+		if err != nil {
+			return err
+		}
+		for pass := 0; ; pass++ {
+			chosen, err := t.chooseCandidates(p, tqs, types)
+			if err != nil || len(chosen) == 0 {
+				return err
+			}
+			leased, err := t.leaseChosen(p, chosen)
+			if pgCode(err) == codeUniqueViolation && pass < 5 {
+				continue // a singleton key started running elsewhere: choose again
+			}
+			if err != nil {
+				return err
+			}
+			out = leased
+			return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// chooseCandidates picks up to p.Max jobs from the queues tqs.
+func (t *ptx) chooseCandidates(p *store.LeaseJobsParams, tqs []tenantQueue, types []string) ([]candidate, error) {
+	limit := p.Max + 8
+	var chosen []candidate
+	for {
+		var cands []candidate
+		more := false
+		for _, tq := range tqs {
+			rows, err := t.query(candidateSQL, tq.tenant, tq.queue, types, limit)
+			if err != nil {
+				return nil, err
+			}
+			n := 0
+			for rows.Next() {
+				var c candidate
+				if err := rows.Scan(&c.id, &c.priority, &c.tenant, &c.singleton); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				cands = append(cands, c)
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			if n == limit {
+				more = true
+			}
+		}
+		slices.SortFunc(cands, func(a, b candidate) int {
+			return cmp.Or(cmp.Compare(b.priority, a.priority), cmp.Compare(a.id, b.id))
+		})
+		busy, err := t.runningSingletons(cands)
+		if err != nil {
+			return nil, err
+		}
+		chosen = chosen[:0]
+		skipped := false
+		for _, c := range cands {
+			if len(chosen) == p.Max {
+				break
+			}
+			if c.singleton != "" {
+				k := [2]string{c.tenant, c.singleton}
+				if busy[k] {
+					skipped = true
+					continue
+				}
+				busy[k] = true
+			}
+			chosen = append(chosen, c)
+		}
+		if len(chosen) == p.Max || !more || !skipped {
+			return chosen, nil
+		}
+		limit *= 4
+	}
+}
+
+// runningSingletons returns which singleton keys of cands are held by a
+// running job.
+func (t *ptx) runningSingletons(cands []candidate) (map[[2]string]bool, error) {
+	busy := map[[2]string]bool{}
+	var tenants, keys []string
+	for _, c := range cands {
+		if c.singleton != "" {
+			tenants, keys = append(tenants, c.tenant), append(keys, c.singleton)
+		}
+	}
+	if len(keys) == 0 {
+		return busy, nil
+	}
+	rows, err := t.query(`SELECT tenant, singleton_key FROM jobs WHERE state = 'running' AND singleton_key <> ''
+		AND (tenant, singleton_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, tenants, keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return nil, err
+		}
+		busy[k] = true
+	}
+	return busy, rows.Err()
+}
+
+// leaseChosen leases the chosen jobs in one UPDATE, inside a savepoint so
+// that a unique violation on a singleton key leaves the transaction usable.
+func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.Job, error) {
+	ids := make([]string, len(chosen))
+	order := make(map[string]int, len(chosen))
+	for i, c := range chosen {
+		ids[i] = c.id
+		order[c.id] = i
+	}
+	sp, err := t.tx.Begin(t.ctx)
+	if err != nil {
+		return nil, err
+	}
+	var token int64
+	if err := sp.QueryRow(t.ctx, `SELECT nextval('lease_token')`).Scan(&token); err != nil {
+		sp.Rollback(t.ctx)
+		return nil, err
+	}
+	exp := p.Now.Add(p.TTL)
+	rows, err := sp.Query(t.ctx, leaseSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
+	if err != nil {
+		sp.Rollback(t.ctx)
+		return nil, err
+	}
+	out := make([]*job.Job, len(chosen))
+	for rows.Next() {
+		j, err := scanJob(rows, false)
+		if err != nil {
+			rows.Close()
+			sp.Rollback(t.ctx)
+			return nil, err
+		}
+		out[order[j.ID]] = j
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		sp.Rollback(t.ctx)
+		return nil, err
+	}
+	if err := sp.Commit(t.ctx); err != nil {
+		return nil, err
+	}
+	for _, j := range out {
+		if j == nil {
+			return nil, fmt.Errorf("postgres: lease: a locked job changed: %w", store.ErrUnavailable)
+		}
+		j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
+		t.emit(job.EventFor(job.EventStarted, j, p.Now))
+	}
+	return out, nil
+}
+
+// touchWorkers records that workers were seen (and active, holding or
+// finishing work) at now, in a fixed order.
+func (t *ptx) touchWorkers(ids []string, now time.Time, active bool) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	q := `UPDATE workers SET last_seen = $1 WHERE id = ANY($2::text[])`
+	if active {
+		q = `UPDATE workers SET last_seen = $1, last_active_at = $1 WHERE id = ANY($2::text[])`
+	}
+	_, err := t.exec(q, t2i(now), ids)
+	return err
+}
+
+// heartbeatSQL renews many leases in one statement, each as a
+// compare-and-swap on (id, token, state).
+const heartbeatSQL = `UPDATE jobs SET lease_expires_at = $1 + jobs.lease_ttl_ms * 1000000,
+	progress_pct = CASE WHEN u.has THEN u.pct ELSE jobs.progress_pct END,
+	progress_msg = CASE WHEN u.has THEN u.msg ELSE jobs.progress_msg END
+	FROM (SELECT DISTINCT ON (id, token) * FROM unnest($2::uuid[], $3::bigint[], $4::boolean[], $5::integer[], $6::text[])
+		AS x(id, token, has, pct, msg)) AS u
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
+	RETURNING ` + jobColsQualified
+
+// HeartbeatJobs implements [store.Store].
+func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams) ([]store.HeartbeatResult, error) {
+	ids := make([]string, 0, len(p.Leases))
+	tokens := make([]int64, 0, len(p.Leases))
+	has := make([]bool, 0, len(p.Leases))
+	pcts := make([]int32, 0, len(p.Leases))
+	msgs := make([]string, 0, len(p.Leases))
+	for _, l := range p.Leases {
+		if !job.ValidID(l.JobID) {
+			continue
+		}
+		ids, tokens, has = append(ids, l.JobID), append(tokens, l.Token), append(has, l.Progress != nil)
+		if l.Progress != nil {
+			pcts, msgs = append(pcts, int32(l.Progress.Percent)), append(msgs, l.Progress.Message)
+		} else {
+			pcts, msgs = append(pcts, 0), append(msgs, "")
+		}
+	}
+	var out []store.HeartbeatResult
+	err := s.write(ctx, "heartbeat", func(t *ptx) error {
+		out = make([]store.HeartbeatResult, len(p.Leases))
+		renewed := map[string]*job.Job{}
+		if len(ids) > 0 {
+			rows, err := t.query(heartbeatSQL, t2i(p.Now), ids, tokens, has, pcts, msgs)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				j, err := scanJob(rows, false)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				renewed[j.ID] = j
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for i, l := range p.Leases {
+			out[i].JobID = l.JobID
+			if j := renewed[l.JobID]; j != nil && j.Token == l.Token {
+				out[i] = store.HeartbeatResult{JobID: l.JobID, OK: true, ExpiresAt: j.LeaseExpiresAt, CancelRequested: j.CancelRequested, Job: j}
+			}
+		}
+		return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// endAttemptSQL ends the current attempt of a running job, as a
+// compare-and-swap on (id, token, state). An attempt that ends the job
+// stays described by the row's columns ($7 is its outcome); one after which
+// the job runs again is appended to the attempts array ($6, JSON).
+const endAttemptSQL = `UPDATE jobs SET state = $1, result = $2, error = $3, finished_at = $4,
+	run_at = CASE WHEN $5::bigint = 0 THEN run_at ELSE $5::bigint END, worker_id = '', lease_expires_at = 0,
+	attempts = CASE WHEN $6 = '' THEN attempts ELSE attempts || jsonb_build_array($6::jsonb) END,
+	attempt_outcome = $7, attempt_base = attempt_base + $8
+	WHERE id = $9 AND token = $10 AND state = 'running'`
+
+// endAttempt moves running job j (read in this transaction) to state,
+// recording outcome on its attempt, and emits kind.
+func (t *ptx) endAttempt(j *job.Job, now time.Time, state gantry.State, outcome, kind, errText string, giveBack bool) (bool, error) {
+	finished := time.Time{}
+	if state.Terminal() {
+		finished = now
+	}
+	base := 0
+	if giveBack {
+		base = 1
+	}
+	aj, aOutcome := endedAttempt(j, state, now, outcome, errText)
+	tag, err := t.exec(endAttemptSQL, string(state), []byte(nil), errText, t2i(finished), int64(0),
+		aj, aOutcome, base, j.ID, j.Token)
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() != 1 {
+		return false, nil
+	}
+	j.State, j.Result, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, nil, errText, finished, "", time.Time{}
+	j.AttemptBase += base
+	t.emit(job.EventFor(kind, j, now))
+	if state == gantry.StateQueued {
+		t.jobsAvailable = true
+	}
+	if state.Terminal() {
+		if err := t.terminal(j.BatchID, now); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// endedAttempt returns how an attempt ending with outcome is recorded: as
+// JSON to append to the attempts array when the job will run again, or as
+// the row's attempt outcome when it ends the job.
+func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errText string) (aj, aOutcome string) {
+	if state.Terminal() {
+		return "", outcome
+	}
+	return attemptJSON(j, j.WorkerID, now, outcome, errText), ""
+}
