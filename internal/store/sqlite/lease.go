@@ -29,7 +29,8 @@ const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, toke
 	lease_expires_at = ?3, lease_ttl_ms = ?4, started_at = ?5, progress_pct = 0, progress_msg = '',
 	attempt_worker = ?2, attempt_outcome = ''
 	WHERE rowid IN (SELECT value FROM json_each(?6)) AND state = 'queued'
-	RETURNING rowid, ` + jobCols
+	RETURNING rowid, id, tenant, type, name, queue, priority, params, package, batch_id, run_at,
+	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, attempt, attempt_base, created_at`
 
 // LeaseJobs implements [store.Store]. It reads the best candidates of every
 // matching queue through the claim index, merges them by priority and age,
@@ -145,11 +146,12 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		out = make([]*job.Job, len(chosen))
 		for rows.Next() {
 			var rowid int64
-			j, err := scanJob(prefixed{rows, &rowid}, false)
+			j, err := scanLeased(rows, &rowid)
 			if err != nil {
 				rows.Close()
 				return unavailable("lease", err)
 			}
+			j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
 			out[order[rowid]] = j
 		}
 		rows.Close()
@@ -618,4 +620,29 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) (int, 
 		return nil
 	})
 	return n, next, err
+}
+
+// scanLeased reads the columns leaseSQL returns; the lease's own fields
+// (state, worker, token, times) are known to the caller and set by it.
+func scanLeased(r scanner, rowid *int64) (*job.Job, error) {
+	var (
+		j                       job.Job
+		params                  []byte
+		runAt, timeout, created int64
+		tags, meta              string
+	)
+	if err := r.Scan(rowid, &j.ID, &j.Tenant, &j.Type, &j.Name, &j.Queue, &j.Priority, &params, &j.Package,
+		&j.BatchID, &runAt, &j.MaxAttempts, &timeout, &j.UniqueKey, &j.SingletonKey, &tags, &meta,
+		&j.Attempt, &j.AttemptBase, &created); err != nil {
+		return nil, err
+	}
+	if len(params) > 0 {
+		j.Params = params
+	}
+	j.RunAt, j.CreatedAt = i2t(runAt), i2t(created)
+	j.Timeout = time.Duration(timeout) * time.Millisecond
+	if err := unmarshalTagsMeta(&j, tags, meta); err != nil {
+		return nil, err
+	}
+	return &j, nil
 }

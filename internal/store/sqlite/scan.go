@@ -47,15 +47,8 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 	j.Timeout = time.Duration(timeout) * time.Millisecond
 	j.LeaseTTL = time.Duration(ttl) * time.Millisecond
 	j.State = gantry.State(state)
-	if tags != "" {
-		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
-			return nil, err
-		}
-	}
-	if meta != "" {
-		if err := json.Unmarshal([]byte(meta), &j.Metadata); err != nil {
-			return nil, err
-		}
+	if err := unmarshalTagsMeta(&j, tags, meta); err != nil {
+		return nil, err
 	}
 	if withAttempts {
 		if attempts != "" && attempts != "[]" {
@@ -113,4 +106,19 @@ func attemptJSON(j *job.Job, worker string, finished time.Time, outcome, errText
 	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token,
 		StartedAt: j.StartedAt, FinishedAt: finished, Outcome: outcome, Error: errText})
 	return string(b)
+}
+
+// unmarshalTagsMeta decodes the tags and metadata columns into j.
+func unmarshalTagsMeta(j *job.Job, tags, meta string) error {
+	if tags != "" {
+		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
+			return err
+		}
+	}
+	if meta != "" {
+		if err := json.Unmarshal([]byte(meta), &j.Metadata); err != nil {
+			return err
+		}
+	}
+	return nil
 }
