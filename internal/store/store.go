@@ -303,6 +303,3 @@ type RetainParams struct {
 type RetainResult struct {
 	Jobs, Batches, Events int
 }
-
-// Exhausted reports whether a job has used its attempt budget.
-func Exhausted(j *job.Job) bool { return j.Attempt-j.AttemptBase >= j.MaxAttempts }

@@ -164,23 +164,7 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 		if !ok || j.Token != o.Token {
 			continue
 		}
-		var (
-			state gantry.State
-			kind  string
-			runAt time.Time
-		)
-		switch {
-		case j.CancelRequested:
-			state, kind = gantry.StateCanceled, job.EventCanceled
-		case o.Retryable && !store.Exhausted(j):
-			delay := o.RetryAfter
-			if delay <= 0 && p.Backoff != nil {
-				delay = p.Backoff(j.Attempt)
-			}
-			state, kind, runAt = gantry.StateRetrying, job.EventRetrying, p.Now.Add(delay)
-		default:
-			state, kind = gantry.StateFailed, job.EventFailed
-		}
+		state, kind, runAt := store.FailedTransition(j, &o, p.Now, p.Backoff)
 		finished := time.Time{}
 		if state.Terminal() {
 			finished = p.Now
@@ -247,16 +231,7 @@ func (s *Store) RescueExpired(ctx context.Context, p *store.RescueParams) ([]*jo
 			return err
 		}
 		for _, j := range jobs {
-			var state gantry.State
-			var kind, errText string
-			switch {
-			case j.CancelRequested:
-				state, kind, errText = gantry.StateCanceled, job.EventCanceled, "lease expired after cancellation was requested"
-			case store.Exhausted(j):
-				state, kind, errText = gantry.StateFailed, job.EventFailed, fmt.Sprintf("lease expired: worker %s lost during attempt %d, no attempts left", j.WorkerID, j.Attempt)
-			default:
-				state, kind, errText = gantry.StateQueued, job.EventRetrying, fmt.Sprintf("lease expired: worker %s lost during attempt %d", j.WorkerID, j.Attempt)
-			}
+			state, kind, errText := store.ExpiredTransition(j)
 			ok, err := t.endAttempt(j, p.Now, state, job.OutcomeExpired, kind, errText, false)
 			if err != nil {
 				return err

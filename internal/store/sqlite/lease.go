@@ -410,18 +410,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			case job.OutcomeCanceled:
 				state, kind = gantry.StateCanceled, job.EventCanceled
 			case job.OutcomeFailed:
-				switch {
-				case j.CancelRequested:
-					state, kind = gantry.StateCanceled, job.EventCanceled
-				case o.Retryable && !store.Exhausted(j):
-					delay := o.RetryAfter
-					if delay <= 0 && p.Backoff != nil {
-						delay = p.Backoff(j.Attempt)
-					}
-					state, kind, runAt = gantry.StateRetrying, job.EventRetrying, p.Now.Add(delay)
-				default:
-					state, kind = gantry.StateFailed, job.EventFailed
-				}
+				state, kind, runAt = store.FailedTransition(j, &o, p.Now, p.Backoff)
 			default:
 				return fmt.Errorf("sqlite: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
 			}
@@ -554,16 +543,7 @@ func (s *Store) RescueExpired(ctx context.Context, p *store.RescueParams) ([]*jo
 			return unavailable("rescue", err)
 		}
 		for i, j := range jobs {
-			var state gantry.State
-			var kind, errText string
-			switch {
-			case j.CancelRequested:
-				state, kind, errText = gantry.StateCanceled, job.EventCanceled, "lease expired after cancellation was requested"
-			case store.Exhausted(j):
-				state, kind, errText = gantry.StateFailed, job.EventFailed, fmt.Sprintf("lease expired: worker %s lost during attempt %d, no attempts left", j.WorkerID, j.Attempt)
-			default:
-				state, kind, errText = gantry.StateQueued, job.EventRetrying, fmt.Sprintf("lease expired: worker %s lost during attempt %d", j.WorkerID, j.Attempt)
-			}
+			state, kind, errText := store.ExpiredTransition(j)
 			ok, err := tx.endAttempt(ids[i], j, p.Now, state, job.OutcomeExpired, kind, nil, errText, time.Time{}, false)
 			if err != nil {
 				return err
