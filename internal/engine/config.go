@@ -89,8 +89,20 @@ type Config struct {
 	// Leader reports whether this server runs the maintenance loops
 	// (promote, rescue, retention, worker pruning) at the moment. With
 	// several servers on one database it is the seam for leader election.
-	// Defaults to always true.
+	// Defaults to always true, or, with Elect, to this engine holding the
+	// LeaderReservation.
 	Leader func() bool
+	// Elect makes an engine whose Leader is nil elect the maintenance
+	// leader among the engines sharing its store, with the reservation
+	// LeaderReservation: set it when several servers share one database.
+	Elect bool
+	// LeaderTTL is the TTL of the leader's reservation, with Elect: a dead
+	// leader is replaced within LeaderTTL plus LeaderTTL/3 (the renewal
+	// interval). At least 1s (smaller values are raised). Defaults to 15s.
+	LeaderTTL time.Duration
+	// LeaderID names this engine as the reservation's holder, with Elect.
+	// Defaults to a random id.
+	LeaderID string
 	// Clock returns the current time. Defaults to time.Now.
 	Clock func() time.Time
 	// Logger receives maintenance errors. Defaults to slog.Default().
@@ -128,7 +140,14 @@ func (c Config) withDefaults() Config {
 	if c.EventBuffer <= 0 {
 		c.EventBuffer = 256
 	}
-	if c.Leader == nil {
+	if c.LeaderTTL <= 0 {
+		c.LeaderTTL = defaultLeaderTTL
+	}
+	c.LeaderTTL = max(c.LeaderTTL, time.Second)
+	if c.Elect && c.LeaderID == "" {
+		c.LeaderID = randomLeaderID()
+	}
+	if c.Leader == nil && !c.Elect {
 		c.Leader = func() bool { return true }
 	}
 	if c.Clock == nil {

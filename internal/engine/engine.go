@@ -7,9 +7,9 @@
 // The engine knows nothing of HTTP or SQL; the server, the embedded package
 // and tests call it through [API].
 //
-// Lock order: Engine.mu, Engine.wmu, Engine.hintMu and Engine.promoteMu are
-// leaves: none is held while taking another, or while calling the store or
-// the hub.
+// Lock order: Engine.mu, Engine.wmu, Engine.hintMu, Engine.promoteMu and
+// elector.mu are leaves: none is held while taking another, or while
+// calling the store or the hub.
 package engine
 
 import (
@@ -54,6 +54,8 @@ type Engine struct {
 	wmu     sync.Mutex
 	workers map[string]*workerEntry
 
+	elector *elector // nil unless Config.Elect
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -82,6 +84,10 @@ func New(st store.Store, cfg Config) *Engine {
 		promoteWake: make(chan struct{}, 1),
 		workers:     make(map[string]*workerEntry),
 		stop:        make(chan struct{}),
+	}
+	if e.cfg.Leader == nil {
+		e.elector = newElector(st, e.cfg)
+		e.cfg.Leader = e.elector.IsLeader
 	}
 	e.hub = event.NewHub(st, event.Options{
 		PollInterval: cfg.EventPollInterval,
@@ -120,6 +126,9 @@ func (e *Engine) Start(ctx context.Context) {
 			e.log.Error("engine: event hub stopped", "err", err)
 		}
 	})
+	if e.elector != nil {
+		e.wg.Go(func() { e.elector.run(ctx) })
+	}
 	e.wg.Go(func() { e.promoteLoop(ctx) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RescueInterval, e.rescue) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RetentionInterval, e.retain) })
@@ -127,8 +136,9 @@ func (e *Engine) Start(ctx context.Context) {
 }
 
 // Close stops the maintenance loops and the event hub, ends every
-// subscription and waiting call, and waits for the loops to return. It
-// does not close the store.
+// subscription and waiting call, and waits for the loops to return; an
+// elected leader then releases its reservation, so that another engine
+// takes over at once. It does not close the store.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	if !e.closed {
@@ -141,7 +151,14 @@ func (e *Engine) Close() {
 	e.mu.Unlock()
 	e.hub.Close()
 	e.wg.Wait()
+	if e.elector != nil {
+		e.elector.release()
+	}
 }
+
+// IsLeader reports whether this engine runs the maintenance loops at the
+// moment (see [Config.Leader] and [Config.Elect]).
+func (e *Engine) IsLeader() bool { return e.cfg.Leader() }
 
 // UpSince returns when [Engine.Start] was called (zero before).
 func (e *Engine) UpSince() time.Time {

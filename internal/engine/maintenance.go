@@ -36,7 +36,9 @@ func (e *Engine) promoteLoop(ctx context.Context) {
 	}
 }
 
-// promote promotes every due job and records the next due time.
+// promote promotes every due job and records the next due time. It stops
+// between store calls when this engine stops being the leader, as do
+// rescue and retain.
 func (e *Engine) promote(ctx context.Context) {
 	for {
 		now := e.now()
@@ -57,7 +59,7 @@ func (e *Engine) promote(ctx context.Context) {
 			e.log.Debug("engine: promoted jobs", "count", n)
 			e.wakeLessees()
 		}
-		if n < maintenanceLimit {
+		if n < maintenanceLimit || !e.cfg.Leader() {
 			if !next.IsZero() {
 				e.promoteMu.Lock()
 				if e.promoteAt.IsZero() || next.Before(e.promoteAt) {
@@ -87,7 +89,7 @@ func (e *Engine) rescue(ctx context.Context) {
 			e.log.Info("engine: rescued expired leases", "count", len(jobs))
 			e.wakeLessees()
 		}
-		if len(jobs) < maintenanceLimit {
+		if len(jobs) < maintenanceLimit || !e.cfg.Leader() {
 			return
 		}
 	}
@@ -111,7 +113,7 @@ func (e *Engine) retain(ctx context.Context) {
 		if res.Jobs > 0 || res.Batches > 0 || res.Events > 0 {
 			e.log.Debug("engine: applied retention", "jobs", res.Jobs, "batches", res.Batches, "events", res.Events)
 		}
-		if res.Jobs < maintenanceLimit {
+		if res.Jobs < maintenanceLimit || !e.cfg.Leader() {
 			return
 		}
 	}

@@ -158,6 +158,35 @@ type Store interface {
 	// p.Limit jobs per call.
 	Retain(ctx context.Context, p *RetainParams) (RetainResult, error)
 
+	// AcquireReservation grants the name p.Name of tenant p.Tenant to
+	// p.Holder until p.Now+p.TTL. A name that is free (never held,
+	// released, or expired at p.Now) is granted with a new token, greater
+	// than every token this store ever issued (for any name, and for job
+	// leases); the expired grant's history entry ends "expired". A name held
+	// by p.Holder and unexpired is extended, keeping its token. A name held
+	// by another holder and unexpired is a *[HeldError] (which wraps
+	// ErrConflict) naming that holder and its expiry; nothing changes.
+	// Expiry is decided with p.Now only (the server's clock): a grant is
+	// expired when ExpiresAt <= Now. The result carries no History.
+	AcquireReservation(ctx context.Context, p *AcquireReservationParams) (*job.Reservation, error)
+	// RenewReservation extends a grant to p.Now+p.TTL, as a compare-and-swap
+	// on (tenant, name, holder, token, unexpired at p.Now); otherwise it is
+	// ErrConflict and nothing changes. The result carries no History.
+	RenewReservation(ctx context.Context, p *RenewReservationParams) (*job.Reservation, error)
+	// ReleaseReservation frees a grant, as a compare-and-swap on (tenant,
+	// name, holder, token, unexpired at p.Now); its history entry ends
+	// "released". Otherwise it is ErrConflict and nothing changes.
+	ReleaseReservation(ctx context.Context, p *ReleaseReservationParams) error
+	// GetReservation returns a tenant's reservation as of now: the current
+	// holder (empty holder fields if free or expired) and History, the last
+	// job.ReservationHistoryLen grants, newest first, each ended "released",
+	// "expired" (EndedAt = its expiry) or "held". A name never acquired is
+	// ErrNotFound. Tenant "" is a namespace of its own here (the engine's).
+	GetReservation(ctx context.Context, tenant, name string, now time.Time) (*job.Reservation, error)
+	// ListReservations returns a tenant's ("" all tenants') reservations
+	// as of now, by tenant then name, without History.
+	ListReservations(ctx context.Context, tenant string, now time.Time) ([]*job.Reservation, error)
+
 	// OnChange registers f to be called after commits that made jobs
 	// leasable or appended events (for shared stores: on any process, as a
 	// best-effort hint). f must not block.
@@ -302,4 +331,62 @@ type RetainParams struct {
 // RetainResult counts what [Store.Retain] deleted.
 type RetainResult struct {
 	Jobs, Batches, Events int
+}
+
+// AcquireReservationParams are the arguments of [Store.AcquireReservation].
+type AcquireReservationParams struct {
+	Tenant string // names are per tenant; "" is the engine's own namespace
+	Name   string
+	Holder string
+	TTL    time.Duration
+	Now    time.Time
+}
+
+// RenewReservationParams are the arguments of [Store.RenewReservation].
+type RenewReservationParams struct {
+	Tenant string
+	Name   string
+	Holder string
+	Token  int64
+	TTL    time.Duration
+	Now    time.Time
+}
+
+// ReleaseReservationParams are the arguments of [Store.ReleaseReservation].
+type ReleaseReservationParams struct {
+	Tenant string
+	Name   string
+	Holder string
+	Token  int64
+	Now    time.Time
+}
+
+// HeldError is the error of [Store.AcquireReservation] when another holder
+// holds the name: it names that holder and when its grant expires, and
+// wraps [ErrConflict].
+type HeldError struct {
+	Holder    string
+	ExpiresAt time.Time
+}
+
+// Error implements error.
+func (e *HeldError) Error() string {
+	return "store: reservation held by " + e.Holder + " until " + e.ExpiresAt.UTC().Format(time.RFC3339Nano)
+}
+
+// Unwrap returns [ErrConflict].
+func (e *HeldError) Unwrap() error { return ErrConflict }
+
+// CheckReservation validates the fields every reservation call needs: a
+// name, a holder and (when acquiring or renewing) a positive TTL.
+func CheckReservation(name, holder string, ttl time.Duration, needTTL bool) error {
+	switch {
+	case name == "":
+		return errors.New("store: reservation name is empty")
+	case holder == "":
+		return errors.New("store: reservation holder is empty")
+	case needTTL && ttl <= 0:
+		return errors.New("store: reservation TTL must be positive")
+	}
+	return nil
 }

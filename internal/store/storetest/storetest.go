@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OnChange", testOnChange},
 		{"Concurrency", testConcurrency},
 		{"Lifecycle", testLifecycle},
+		{"Reservation", testReservation},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })
