@@ -138,7 +138,7 @@ func (a *app) describe(err error) string {
 		return msg
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if a.serverURL != "" && errors.As(err, &op) && op.Op == "dial" { // a client of the server failed to dial it
 		return fmt.Sprintf("cannot reach the Gantry server at %s: %v\n  is 'gantry server' running? Set --server or %s to its URL", a.serverURL, op.Err, client.EnvServer)
 	}
 	return err.Error()

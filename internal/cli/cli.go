@@ -111,6 +111,7 @@ func newRoot(a *app) *cobra.Command {
 		newVersionCommand(a),
 		newDemoCommand(a),
 		newServerCommand(a),
+		newMigrateCommand(a),
 		newWorkerCommand(a),
 		newSubmitCommand(a),
 		newJobsCommand(a),

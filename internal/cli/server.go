@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,11 +25,19 @@ import (
 // generated into, <data-dir>/admin.token.
 const EnvAdminToken = "GANTRY_ADMIN_TOKEN"
 
+// EnvDatabaseURL is the environment variable that gives gantry server and
+// gantry migrate the URL of their PostgreSQL database when --database-url
+// is not set.
+const EnvDatabaseURL = "GANTRY_DATABASE_URL"
+
 // serverConfig is what the server command's flags set.
 type serverConfig struct {
 	Addr                 string
 	DataDir              string
 	DatabaseURL          string
+	Schema               string
+	DatabaseMaxConns     int
+	LeaderTTL            time.Duration
 	AllowPrivateWebhooks bool
 	LeaseTTL             time.Duration
 	JobRetention         time.Duration
@@ -42,11 +51,15 @@ func newServerCommand(a *app) *cobra.Command {
 	var cfg serverConfig
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the Gantry server: the HTTP API on a SQLite database",
+		Short: "Run the Gantry server: the HTTP API on SQLite or PostgreSQL",
 		Long: "Server serves Gantry's HTTP API v1 on --addr, with its SQLite database and\n" +
 			"admin token in --data-dir. The admin token is $" + EnvAdminToken + " if set, else the\n" +
 			"content of <data-dir>/admin.token, generated (mode 0600) on first start; the\n" +
 			"client commands and workers started in the same directory find it there.\n\n" +
+			"With --database-url (or $" + EnvDatabaseURL + ") the server runs on PostgreSQL\n" +
+			"instead, in --schema, applying pending migrations on start. Several servers\n" +
+			"may share one database behind one load balancer: give them all the same\n" +
+			"admin token ($" + EnvAdminToken + ").\n\n" +
 			"The first SIGINT or SIGTERM shuts the server down gracefully: it stops\n" +
 			"accepting connections, ends event streams and long polls, and lets the\n" +
 			"requests in flight finish (up to --shutdown-timeout). A second one exits at once.",
@@ -54,6 +67,9 @@ func newServerCommand(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := noClientFlags(cmd); err != nil {
 				return err
+			}
+			if cfg.DatabaseURL == "" {
+				cfg.DatabaseURL = os.Getenv(EnvDatabaseURL)
 			}
 			if err := cfg.check(); err != nil {
 				return err
@@ -64,7 +80,10 @@ func newServerCommand(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "TCP address to listen on (port 0 picks a free port)")
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "directory of the SQLite database and the admin token file")
-	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (reserved: PostgreSQL support comes in a later release)")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "URL of the PostgreSQL database to run on instead of SQLite (default $"+EnvDatabaseURL+")")
+	f.StringVar(&cfg.Schema, "schema", "public", "PostgreSQL schema of Gantry's tables (with --database-url)")
+	f.IntVar(&cfg.DatabaseMaxConns, "database-max-conns", 0, "size of the PostgreSQL connection pool (default the greater of 4 and the number of CPUs)")
+	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", 15*time.Second, "with --database-url: TTL of the maintenance leader's reservation; a dead leader is replaced within 4/3 of it (at least 1s)")
 	f.BoolVar(&cfg.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks target loopback, private and link-local addresses (development only)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "lease TTL of workers that do not ask for their own (1s to 1h)")
 	f.DurationVar(&cfg.JobRetention, "job-retention", 7*24*time.Hour, "how long finished jobs and done batches are kept")
@@ -98,8 +117,25 @@ func (c *serverConfig) check() error {
 	if c.DataDir == "" {
 		return usagef("--data-dir must not be empty")
 	}
+	if c.LeaderTTL < time.Second {
+		return usagef("--leader-ttl must be at least 1s, not %s", c.LeaderTTL)
+	}
+	if c.DatabaseMaxConns < 0 {
+		return usagef("--database-max-conns must not be negative, not %d", c.DatabaseMaxConns)
+	}
+	return checkSchema(c.Schema)
+}
+
+// checkSchema validates a --schema: what PostgreSQL accepts unquoted, in
+// lower case.
+func checkSchema(schema string) error {
+	if !schemaRe.MatchString(schema) {
+		return usagef("--schema must be 1 to 50 of a-z, 0-9 and _, not starting with a digit, not %q", schema)
+	}
 	return nil
 }
+
+var schemaRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,49}$`)
 
 // parseLevel parses a --log-level.
 func parseLevel(s string) (slog.Level, error) {
@@ -173,15 +209,18 @@ func runServer(ctx context.Context, cfg serverConfig, stdout, stderr io.Writer) 
 	level, _ := parseLevel(cfg.LogLevel)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	s, err := startServer(ctx, server.Config{
-		Addr:        cfg.Addr,
-		DataDir:     cfg.DataDir,
-		DatabaseURL: cfg.DatabaseURL,
-		AdminToken:  os.Getenv(EnvAdminToken),
-		Synchronous: strings.ToUpper(cfg.Synchronous),
+		Addr:             cfg.Addr,
+		DataDir:          cfg.DataDir,
+		DatabaseURL:      cfg.DatabaseURL,
+		Schema:           cfg.Schema,
+		DatabaseMaxConns: cfg.DatabaseMaxConns,
+		AdminToken:       os.Getenv(EnvAdminToken),
+		Synchronous:      strings.ToUpper(cfg.Synchronous),
 		Engine: engine.Config{
 			LeaseTTL:       cfg.LeaseTTL,
 			JobRetention:   cfg.JobRetention,
 			EventRetention: cfg.EventRetention,
+			LeaderTTL:      cfg.LeaderTTL,
 		},
 		Webhooks: webhook.Options{AllowPrivate: cfg.AllowPrivateWebhooks},
 		Logger:   logger,
@@ -190,7 +229,11 @@ func runServer(ctx context.Context, cfg serverConfig, stdout, stderr io.Writer) 
 		return fmt.Errorf("server: %w", err)
 	}
 	fmt.Fprintf(stdout, "Gantry server listening on %s\n", s.url)
-	fmt.Fprintf(stdout, "Data directory: %s\n", cfg.DataDir)
+	if cfg.DatabaseURL != "" {
+		fmt.Fprintf(stdout, "Database: PostgreSQL, schema %s\n", cfg.Schema)
+	} else {
+		fmt.Fprintf(stdout, "Data directory: %s\n", cfg.DataDir)
+	}
 	s.writeTokenInfo(stdout)
 	if cfg.AllowPrivateWebhooks {
 		fmt.Fprintln(stdout, "Webhooks may target private addresses (--allow-private-webhooks): development only.")

@@ -1,6 +1,11 @@
 // Package server is the composition root of "gantry server": it opens the
-// store (SQLite in the data directory), starts the engine, and serves the
-// HTTP API (package api) with the admin token.
+// store (SQLite in the data directory, or PostgreSQL when a database URL is
+// given), starts the engine, and serves the HTTP API (package api) with the
+// admin token.
+//
+// Several servers may share one PostgreSQL database (behind one load
+// balancer): they must then share the admin token too, through
+// GANTRY_ADMIN_TOKEN or a copy of the same token file.
 package server
 
 import (
@@ -19,6 +24,7 @@ import (
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/postgres"
 	"github.com/gantryhq/gantry/internal/store/sqlite"
 	"github.com/gantryhq/gantry/internal/webhook"
 )
@@ -35,30 +41,38 @@ const (
 	TokenFile    = "admin.token"
 )
 
-// ErrPostgresUnsupported is returned by [New] when Config.DatabaseURL is
-// set.
-var ErrPostgresUnsupported = errors.New("server: PostgreSQL support comes in a later release; leave the database URL empty to use SQLite in the data directory")
-
 // Config configures a [Server]. Zero fields take their defaults.
 type Config struct {
 	// Addr is the TCP address ListenAndServe listens on. Defaults to
 	// 127.0.0.1:8080.
 	Addr string
-	// DataDir holds the SQLite database and the admin token file. It is
-	// created (mode 0700) if needed. Defaults to ./gantry-data.
+	// DataDir holds the SQLite database (when DatabaseURL is empty) and
+	// the admin token file. It is created (mode 0700) if needed. Defaults
+	// to ./gantry-data.
 	DataDir string
-	// DatabaseURL is reserved for PostgreSQL; setting it is an error for
-	// now.
+	// DatabaseURL, when set, is the URL of the PostgreSQL database the
+	// server runs on instead of SQLite (see package postgres); pending
+	// migrations are applied on start.
 	DatabaseURL string
+	// Schema is the PostgreSQL schema holding Gantry's tables. Defaults to
+	// "public". Ignored without DatabaseURL.
+	Schema string
+	// DatabaseMaxConns bounds the PostgreSQL connection pool of this
+	// server. Defaults to the pool's default (the greater of 4 and the
+	// number of CPUs). Ignored without DatabaseURL.
+	DatabaseMaxConns int
 	// AdminToken is the admin credential. When empty, the token is read
 	// from <DataDir>/admin.token, or generated and written there (mode
-	// 0600) on first start. Callers pass GANTRY_ADMIN_TOKEN here.
+	// 0600) on first start. Callers pass GANTRY_ADMIN_TOKEN here. Servers
+	// sharing one database behind one load balancer must share it.
 	AdminToken string
 	// Synchronous is SQLite's synchronous pragma: FULL (durable before
 	// acknowledged) or NORMAL (faster; a power loss may lose the last
 	// commits). Defaults to FULL.
 	Synchronous string
-	// Engine configures the engine; its Logger defaults to Logger.
+	// Engine configures the engine; its Logger defaults to Logger. With
+	// DatabaseURL, its Elect is set: the servers sharing the database elect
+	// the one that runs maintenance.
 	Engine engine.Config
 	// Limits bound API requests.
 	Limits api.Limits
@@ -66,9 +80,9 @@ type Config struct {
 	// target internal addresses: development only); its Logger defaults
 	// to Logger.
 	Webhooks webhook.Options
-	// Store, when set, is used instead of opening SQLite in DataDir (tests
-	// wrap or close it to simulate outages). The server closes it on
-	// Shutdown.
+	// Store, when set, is used instead of opening SQLite in DataDir or
+	// PostgreSQL at DatabaseURL (tests wrap or close it to simulate
+	// outages). The server closes it on Shutdown.
 	Store store.Store
 	// Logger receives the server's logs. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -99,9 +113,6 @@ type Server struct {
 // ListenAndServe then serves it; Shutdown stops everything. ctx bounds
 // the opening only.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.DatabaseURL != "" {
-		return nil, ErrPostgresUnsupported
-	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
@@ -114,12 +125,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Engine.Logger == nil {
 		cfg.Engine.Logger = cfg.Logger
 	}
+	if cfg.DatabaseURL != "" {
+		// Servers sharing the database elect the one that runs maintenance.
+		cfg.Engine.Elect = true
+	}
 	if cfg.Limits.MaxBatch == 0 {
 		cfg.Limits.MaxBatch = cfg.Engine.MaxBatch // the API checks the engine's limit first
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: create data directory: %w", err)
+	// The data directory holds the SQLite database and the token file: a
+	// PostgreSQL server given its token needs none.
+	if cfg.DatabaseURL == "" || cfg.AdminToken == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: create data directory: %w", err)
+		}
 	}
 	if err := s.loadToken(); err != nil {
 		return nil, err
@@ -131,13 +150,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.st = cfg.Store
 	if s.st == nil {
-		st, err := sqlite.Open(ctx, sqlite.Config{
-			Path:        filepath.Join(cfg.DataDir, DatabaseFile),
-			Synchronous: cfg.Synchronous,
-			Logger:      cfg.Logger,
-		})
+		st, err := openStore(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("server: open store: %w", err)
+			return nil, err
 		}
 		s.st = st
 	}
@@ -177,6 +192,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.hs.RegisterOnShutdown(s.api.Shutdown)
 	return s, nil
+}
+
+// openStore opens the store of cfg: PostgreSQL at cfg.DatabaseURL when it
+// is set, else SQLite in cfg.DataDir.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.Open(ctx, postgres.Config{
+			URL:      cfg.DatabaseURL,
+			Schema:   cfg.Schema,
+			MaxConns: cfg.DatabaseMaxConns,
+			Logger:   cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: open PostgreSQL store: %w", err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{
+		Path:        filepath.Join(cfg.DataDir, DatabaseFile),
+		Synchronous: cfg.Synchronous,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	return st, nil
 }
 
 // loadToken sets the admin token: the configured one, else the token file's,

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/gantryhq/gantry/internal/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -90,8 +92,11 @@ func TestAdminTokenFile(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := newServer(t, Config{DataDir: dir, DatabaseURL: "postgres://localhost/gantry"}); !errors.Is(err, ErrPostgresUnsupported) {
-		t.Errorf("New with DatabaseURL = %v, want ErrPostgresUnsupported", err)
+	if _, err := newServer(t, Config{DataDir: dir, DatabaseURL: "postgres://127.0.0.1:1/gantry?connect_timeout=5"}); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("New with an unreachable DatabaseURL = %v, want store.ErrUnavailable", err)
+	}
+	if _, err := newServer(t, Config{DataDir: dir, DatabaseURL: "postgres://127.0.0.1:1/gantry", Schema: "Not-A-Schema"}); err == nil || !strings.Contains(err.Error(), "schema") {
+		t.Errorf("New with a bad schema = %v, want an error about the schema", err)
 	}
 	if _, err := newServer(t, Config{DataDir: dir, AdminToken: "short"}); err == nil {
 		t.Error("New with a short AdminToken = nil error")
