@@ -51,10 +51,8 @@ func (l *listener) backendPID() uint32 {
 
 func (l *listener) run(ctx context.Context) {
 	backoff := listenMinBackoff
-	first := true
 	for ctx.Err() == nil {
-		err := l.listen(ctx, !first)
-		first = false
+		err := l.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -74,8 +72,10 @@ func (l *listener) run(ctx context.Context) {
 }
 
 // listen connects, LISTENs and delivers notifications until the
-// connection fails or ctx ends. After a reconnection it reports a change.
-func (l *listener) listen(ctx context.Context, reconnected bool) error {
+// connection fails or ctx ends. Once listening it reports a change: what
+// was notified before (the store opens its listener in the background, and
+// a reconnection misses what was sent meanwhile) is not lost to waiters.
+func (l *listener) listen(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, l.s.connCfg.Copy())
 	if err != nil {
 		return err
@@ -91,15 +91,11 @@ func (l *listener) listen(ctx context.Context, reconnected bool) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
 		return err
 	}
-	if reconnected {
-		// Notifications sent while no connection listened are lost: report
-		// a change so that waiters look for themselves.
-		c := store.Change{JobsAvailable: true}
-		if err := conn.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&c.LastSeq); err != nil {
-			return err
-		}
-		l.s.changed(c)
+	c := store.Change{JobsAvailable: true}
+	if err := conn.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&c.LastSeq); err != nil {
+		return err
 	}
+	l.s.changed(c)
 	l.mu.Lock()
 	l.pid = conn.PgConn().PID()
 	l.mu.Unlock()
