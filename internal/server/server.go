@@ -41,6 +41,11 @@ const (
 	TokenFile    = "admin.token"
 )
 
+// PostgresPollInterval is how often, on PostgreSQL, a waiting lease call
+// looks for jobs without a notification: the longest pick-up delay when
+// notifications are lost.
+const PostgresPollInterval = time.Second
+
 // Config configures a [Server]. Zero fields take their defaults.
 type Config struct {
 	// Addr is the TCP address ListenAndServe listens on. Defaults to
@@ -128,6 +133,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DatabaseURL != "" {
 		// Servers sharing the database elect the one that runs maintenance.
 		cfg.Engine.Elect = true
+		// NOTIFY is only a hint (RELIABILITY.md rule 8): when it is lost
+		// (say, the listener connection was killed), waiting lease calls
+		// find new jobs by polling within this interval.
+		if cfg.Engine.LeasePollInterval == 0 {
+			cfg.Engine.LeasePollInterval = PostgresPollInterval
+		}
 	}
 	if cfg.Limits.MaxBatch == 0 {
 		cfg.Limits.MaxBatch = cfg.Engine.MaxBatch // the API checks the engine's limit first
