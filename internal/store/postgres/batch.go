@@ -211,7 +211,7 @@ func (s *Store) closeBatch(ctx context.Context, tenant, id string, now time.Time
 		}
 		if cancel {
 			rows, err := t.query(`SELECT `+jobColsWithAttempts+` FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state IN `+nonTerminal+`
-				ORDER BY id FOR UPDATE`, id)
+				ORDER BY jobs.id FOR UPDATE`, id)
 			if err != nil {
 				return err
 			}

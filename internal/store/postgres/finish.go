@@ -21,7 +21,7 @@ const finishDirectSQL = `UPDATE jobs SET state = u.state, result = u.result, err
 	RETURNING jobs.id::text, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker`
 
 // finishSelectSQL reads and locks the running jobs that failed outcomes name.
-const finishSelectSQL = `SELECT ` + jobCols + ` FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'running' ORDER BY id FOR UPDATE`
+const finishSelectSQL = `SELECT ` + jobCols + ` FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'running' ORDER BY jobs.id FOR UPDATE`
 
 // finishUpdateSQL ends many failed attempts in one statement, each as a
 // compare-and-swap on (id, token, state) (see endAttemptSQL).

@@ -26,13 +26,18 @@ type candidate struct {
 const candidateSQL = `SELECT id::text, priority, tenant, singleton_key FROM jobs
 	WHERE state = 'queued' AND tenant = $1 AND queue = $2
 	AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
-	ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED`
+	ORDER BY priority DESC, jobs.id LIMIT $4 FOR UPDATE SKIP LOCKED`
 
 const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = $1, worker_id = $2,
 	lease_expires_at = $3, lease_ttl_ms = $4, started_at = $5, progress_pct = 0, progress_msg = '',
 	attempt_worker = $2, attempt_outcome = ''
-	WHERE id = ANY($6::uuid[]) AND state = 'queued'
+	WHERE id = ANY($6::uuid[])
 	RETURNING ` + jobCols
+
+// leaseSQL has no "state = 'queued'" condition: its rows were locked by
+// candidateSQL (FOR UPDATE) in the same transaction, so they are still
+// queued, and that condition lets the planner pick the claim index (whose
+// predicate it matches) over the primary key, scanning every queued job.
 
 // LeaseJobs implements [store.Store]. It locks the best candidates of every
 // matching queue with FOR UPDATE SKIP LOCKED, merges them by priority and

@@ -63,7 +63,7 @@ func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 		ids[i] = w.ID
 		byID[w.ID] = w
 	}
-	rows, err := s.pool.Query(ctx, `SELECT worker_id, id::text FROM jobs WHERE state = 'running' AND worker_id = ANY($1::text[]) ORDER BY id`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT worker_id, id::text FROM jobs WHERE state = 'running' AND worker_id = ANY($1::text[]) ORDER BY jobs.id`, ids)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *Store) DeleteWorker(ctx context.Context, id string, now time.Time) ([]*
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: worker %s: %w", id, store.ErrNotFound)
 		}
-		jobs, err := t.runningJobs(`worker_id = $1 ORDER BY id FOR UPDATE`, id)
+		jobs, err := t.runningJobs(`worker_id = $1 ORDER BY jobs.id FOR UPDATE`, id)
 		if err != nil {
 			return err
 		}
