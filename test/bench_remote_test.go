@@ -20,8 +20,14 @@ import (
 // benchServer starts a server on a loopback port over a fresh SQLite file.
 func benchServer(b *testing.B) (url, token string) {
 	b.Helper()
-	quiet := slog.New(slog.DiscardHandler)
-	srv, err := server.New(context.Background(), server.Config{DataDir: filepath.Join(b.TempDir(), "data"), Logger: quiet})
+	return benchServerConfig(b, server.Config{DataDir: filepath.Join(b.TempDir(), "data")})
+}
+
+// benchServerConfig starts a server with cfg on a loopback port.
+func benchServerConfig(b *testing.B, cfg server.Config) (url, token string) {
+	b.Helper()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,6 +68,19 @@ func startRemoteWorkers(b *testing.B, ctx context.Context, url, token string, n,
 // BenchmarkEndToEnd, the same workload in-process.
 func BenchmarkRemoteEndToEnd(b *testing.B) {
 	url, token := benchServer(b)
+	benchRemoteEndToEnd(b, url, token)
+}
+
+// BenchmarkRemoteEndToEndPostgres is BenchmarkRemoteEndToEnd with the
+// server on PostgreSQL (a fresh schema of GANTRY_TEST_DATABASE_URL).
+func BenchmarkRemoteEndToEndPostgres(b *testing.B) {
+	dbURL := pgNeed(b)
+	url, token := benchServerConfig(b, server.Config{DataDir: filepath.Join(b.TempDir(), "data"),
+		DatabaseURL: dbURL, Schema: pgSchema(b, dbURL)})
+	benchRemoteEndToEnd(b, url, token)
+}
+
+func benchRemoteEndToEnd(b *testing.B, url, token string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var done sync.WaitGroup
