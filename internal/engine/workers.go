@@ -94,6 +94,9 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 	}
 	res := LeaseResult{TTL: w.LeaseTTL}
 	n = min(MaxLease, max(n, 1))
+	if w.Capacity > 0 {
+		n = min(n, w.Capacity) // one call never leases more than the worker can run
+	}
 	wait = min(e.cfg.MaxLeaseWait, max(wait, 0))
 	var deadline <-chan time.Time
 	if wait > 0 {
@@ -211,7 +214,7 @@ func (e *Engine) Report(ctx context.Context, workerID string, outcomes []store.O
 	}
 	now := e.now()
 	results, err := e.st.FinishJobs(ctx, &store.FinishJobsParams{
-		Now: now, Outcomes: outcomes, Backoff: e.cfg.Backoff.Delay,
+		Now: now, WorkerID: workerID, Outcomes: outcomes, Backoff: e.cfg.Backoff.Delay,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: report: %w", err)

@@ -74,7 +74,8 @@ type Store interface {
 	// Concurrent calls never lease the same job.
 	LeaseJobs(ctx context.Context, p *LeaseJobsParams) ([]*job.Job, error)
 	// HeartbeatJobs extends the leases that are still current (state running
-	// and token equal) by each job's own lease TTL, records progress, and
+	// and token equal, and held by p.WorkerID when it is set) by each job's
+	// own lease TTL, records progress, and
 	// reports cancellation requests. A stale lease gets OK false and changes
 	// nothing. Results are in the order of p.Leases.
 	HeartbeatJobs(ctx context.Context, p *HeartbeatJobsParams) ([]HeartbeatResult, error)
@@ -273,7 +274,9 @@ type HeartbeatResult struct {
 }
 
 // Outcome is a worker's report of one attempt:
-//   - succeeded: the job becomes succeeded with Result (event job.succeeded);
+//   - succeeded: the job becomes succeeded with Result (event
+//     job.succeeded) — or canceled, keeping Result, if cancellation was
+//     requested (a canceled job ends canceled, API.md);
 //   - canceled: the job becomes canceled (event job.canceled);
 //   - failed: if Retryable, the job's attempts are not exhausted and no
 //     cancellation was requested, it becomes retrying with RunAt = Now +
@@ -292,7 +295,10 @@ type Outcome struct {
 
 // FinishJobsParams are the arguments of [Store.FinishJobs].
 type FinishJobsParams struct {
-	Now      time.Time
+	Now time.Time
+	// WorkerID, when set, is the worker reporting: an outcome for a lease
+	// another worker holds is stale (OK false), whatever its token.
+	WorkerID string
 	Outcomes []Outcome
 	// Backoff gives the delay before attempt n+1 after attempt n failed.
 	Backoff func(attempt int) time.Duration

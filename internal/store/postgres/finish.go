@@ -14,11 +14,13 @@ import (
 // finishDirectSQL ends attempts whose outcome decides the state alone
 // (succeeded, canceled) in one statement, as compare-and-swaps on (id,
 // token, state), and returns what their events need.
-const finishDirectSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
-	finished_at = $1, worker_id = '', lease_expires_at = 0, attempt_outcome = u.state
+const finishDirectSQL = `UPDATE jobs SET
+	state = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
+	attempt_outcome = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
+	result = u.result, error = u.error, finished_at = $1, worker_id = '', lease_expires_at = 0
 	FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS u(id, token, state, result, error)
-	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
-	RETURNING jobs.id::text, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker`
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
+	RETURNING jobs.id::text, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker, jobs.state`
 
 // finishSelectSQL reads and locks the running jobs that failed outcomes name.
 const finishSelectSQL = `SELECT ` + jobCols + ` FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'running' ORDER BY jobs.id FOR UPDATE`
@@ -71,19 +73,20 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		}
 		var workers, batches []string
 		if len(dIDs) > 0 {
-			rows, err := t.query(finishDirectSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors)
+			rows, err := t.query(finishDirectSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
 			if err != nil {
 				return err
 			}
 			type ended struct {
 				j      *job.Job
 				worker string
+				state  string
 			}
 			var done []ended
 			for rows.Next() {
 				var e ended
 				e.j = new(job.Job)
-				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker); err != nil {
+				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker, &e.state); err != nil {
 					rows.Close()
 					return err
 				}
@@ -99,11 +102,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 				j, worker := e.j, e.worker
 				i := first[j.ID]
 				o := &p.Outcomes[i]
-				j.State, j.Error, j.FinishedAt, j.Token = gantry.State(o.Outcome), o.Error, p.Now, o.Token
+				j.State, j.Error, j.FinishedAt, j.Token, j.Result = gantry.State(e.state), o.Error, p.Now, o.Token, o.Result
 				kind := job.EventSucceeded
-				if o.Outcome == job.OutcomeSucceeded {
-					j.Result = o.Result
-				} else {
+				if j.State == gantry.StateCanceled {
 					kind = job.EventCanceled
 				}
 				t.emit(job.EventFor(kind, j, p.Now))
@@ -161,7 +162,7 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 			continue
 		}
 		j, ok := byID[o.JobID]
-		if !ok || j.Token != o.Token {
+		if !ok || j.Token != o.Token || (p.WorkerID != "" && j.WorkerID != p.WorkerID) {
 			continue
 		}
 		state, kind, runAt := store.FailedTransition(j, &o, p.Now, p.Backoff)

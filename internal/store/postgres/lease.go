@@ -269,7 +269,7 @@ const heartbeatSQL = `UPDATE jobs SET lease_expires_at = $1 + jobs.lease_ttl_ms 
 	progress_msg = CASE WHEN u.has THEN u.msg ELSE jobs.progress_msg END
 	FROM (SELECT DISTINCT ON (id, token) * FROM unnest($2::uuid[], $3::bigint[], $4::boolean[], $5::integer[], $6::text[])
 		AS x(id, token, has, pct, msg)) AS u
-	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
 	RETURNING ` + jobColsQualified
 
 // HeartbeatJobs implements [store.Store].
@@ -295,7 +295,7 @@ func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams)
 		out = make([]store.HeartbeatResult, len(p.Leases))
 		renewed := map[string]*job.Job{}
 		if len(ids) > 0 {
-			rows, err := t.query(heartbeatSQL, t2i(p.Now), ids, tokens, has, pcts, msgs)
+			rows, err := t.query(heartbeatSQL, t2i(p.Now), ids, tokens, has, pcts, msgs, p.WorkerID)
 			if err != nil {
 				return err
 			}

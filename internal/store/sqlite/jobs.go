@@ -54,8 +54,16 @@ func (s *Store) InsertJobs(ctx context.Context, p *store.InsertJobsParams) ([]st
 			}
 		}
 		res, err := tx.insertJobs(p.Now, p.Jobs)
+		if err != nil {
+			return err
+		}
 		out = res
-		return err
+		if p.NewBatch != nil && p.NewBatch.Closed {
+			// A closed batch whose jobs all matched existing ones by
+			// unique key (or that has none) is done at once.
+			return tx.terminal(p.NewBatch.ID, p.Now)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -198,7 +198,7 @@ func (tx *wtx) touchWorker(id string, now time.Time, active bool) error {
 const heartbeatSQL = `UPDATE jobs SET lease_expires_at = ?1 + lease_ttl_ms * 1000000,
 	progress_pct = CASE WHEN ?2 THEN ?3 ELSE progress_pct END,
 	progress_msg = CASE WHEN ?2 THEN ?4 ELSE progress_msg END
-	WHERE id = ?5 AND token = ?6 AND state = 'running'
+	WHERE id = ?5 AND token = ?6 AND state = 'running' AND (?7 = '' OR worker_id = ?7)
 	RETURNING ` + jobCols
 
 // HeartbeatJobs implements [store.Store].
@@ -213,7 +213,7 @@ func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams)
 			if l.Progress != nil {
 				pct, msg = l.Progress.Percent, l.Progress.Message
 			}
-			rows, err := tx.w.query(heartbeatSQL, t2i(p.Now), l.Progress != nil, pct, msg, l.JobID, l.Token)
+			rows, err := tx.w.query(heartbeatSQL, t2i(p.Now), l.Progress != nil, pct, msg, l.JobID, l.Token, p.WorkerID)
 			if err != nil {
 				return unavailable("heartbeat", err)
 			}
@@ -316,12 +316,14 @@ func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errTex
 // (succeeded, canceled) in one statement, as compare-and-swaps on (id,
 // token, state), and returns what their events need. Each element of the
 // JSON array is [id, token, state, result, error].
-const finishDirectSQL = `UPDATE jobs SET state = u.state, result = u.result, error = u.error,
-	finished_at = ?2, worker_id = '', lease_expires_at = 0, attempt_outcome = u.state
+const finishDirectSQL = `UPDATE jobs SET
+	state = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
+	attempt_outcome = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
+	result = u.result, error = u.error, finished_at = ?2, worker_id = '', lease_expires_at = 0
 	FROM (SELECT value->>0 AS id, value->>1 AS token, value->>2 AS state, nullif(value->>3, '') AS result,
 		value->>4 AS error FROM json_each(?1)) AS u
-	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'
-	RETURNING jobs.id, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker`
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND (?3 = '' OR jobs.worker_id = ?3)
+	RETURNING jobs.id, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker, jobs.state`
 
 // FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
 // applied in one statement; failed ones, whose fate depends on the job's
@@ -394,7 +396,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 				continue
 			}
 			r, ok := byID[o.JobID]
-			if !ok || r.j.Token != o.Token {
+			if !ok || r.j.Token != o.Token || (p.WorkerID != "" && r.j.WorkerID != p.WorkerID) {
 				continue
 			}
 			delete(byID, o.JobID) // a second outcome for the job is stale
@@ -461,7 +463,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 
 // finishDirect applies succeeded and canceled outcomes (see finishDirectSQL).
 func (tx *wtx) finishDirect(p *store.FinishJobsParams, directJSON string, first map[string]int, out []store.FinishResult) error {
-	rows, err := tx.w.query(finishDirectSQL, directJSON, t2i(p.Now))
+	rows, err := tx.w.query(finishDirectSQL, directJSON, t2i(p.Now), p.WorkerID)
 	if err != nil {
 		return unavailable("finish", err)
 	}
@@ -469,17 +471,16 @@ func (tx *wtx) finishDirect(p *store.FinishJobsParams, directJSON string, first 
 	for rows.Next() {
 		var j job.Job
 		var worker string
-		if err := rows.Scan(&j.ID, &j.Tenant, &j.Type, &j.Queue, &j.BatchID, &j.Attempt, &worker); err != nil {
+		var state string
+		if err := rows.Scan(&j.ID, &j.Tenant, &j.Type, &j.Queue, &j.BatchID, &j.Attempt, &worker, &state); err != nil {
 			rows.Close()
 			return unavailable("finish", err)
 		}
 		i := first[j.ID]
 		o := &p.Outcomes[i]
-		j.State, j.Error, j.FinishedAt, j.Token = gantry.State(o.Outcome), o.Error, p.Now, o.Token
+		j.State, j.Error, j.FinishedAt, j.Token, j.Result = gantry.State(state), o.Error, p.Now, o.Token, o.Result
 		kind := job.EventSucceeded
-		if o.Outcome == job.OutcomeSucceeded {
-			j.Result = o.Result
-		} else {
+		if j.State == gantry.StateCanceled {
 			kind = job.EventCanceled
 		}
 		tx.emit(job.EventFor(kind, &j, p.Now))

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Retention", testRetention},
 		{"OnChange", testOnChange},
 		{"Concurrency", testConcurrency},
+		{"Ownership", testOwnership},
 		{"Lifecycle", testLifecycle},
 		{"Reservation", testReservation},
 	}
