@@ -70,6 +70,11 @@ type Config struct {
 	// MaxConns bounds the connection pool. Defaults to pgxpool's default
 	// (the greater of 4 and the number of CPUs).
 	MaxConns int
+	// RenewConns is the size of a second, small pool kept for the calls
+	// that keep leases alive — heartbeats and reservation acquire/renew — so
+	// that a burst of other work holding every connection of the main pool
+	// never lets a healthy lease expire. Defaults to 2.
+	RenewConns int
 	// StatementTimeout is the statement_timeout of Gantry's sessions.
 	// Defaults to 30 seconds.
 	StatementTimeout time.Duration
@@ -85,6 +90,7 @@ type Store struct {
 	cfg      Config
 	log      *slog.Logger
 	pool     *pgxpool.Pool
+	renew    *pgxpool.Pool   // reserved for lease renewals (see Config.RenewConns)
 	connCfg  *pgx.ConnConfig // for the listener
 	channel  string          // NOTIFY channel of the schema
 	instance string          // tags this Store's own notifications
@@ -119,6 +125,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.IdleInTransactionTimeout <= 0 {
 		cfg.IdleInTransactionTimeout = 60 * time.Second
+	}
+	if cfg.RenewConns <= 0 {
+		cfg.RenewConns = 2
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -168,14 +177,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := migrate(ctx, connCfg, cfg.Schema); err != nil {
 		return nil, err
 	}
+	rc := pc.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w: %w", store.ErrUnavailable, err)
 	}
+	rc.MaxConns = int32(cfg.RenewConns)
+	rc.MinConns = 0
+	renew, err := pgxpool.NewWithConfig(ctx, rc)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open renewal pool: %w: %w", store.ErrUnavailable, err)
+	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	s := &Store{
-		cfg: cfg, log: cfg.Logger, pool: pool, connCfg: connCfg,
+		cfg: cfg, log: cfg.Logger, pool: pool, renew: renew, connCfg: connCfg,
 		channel: "gantry_" + cfg.Schema, instance: hex.EncodeToString(id[:]),
 	}
 	s.listener = startListener(s)
@@ -296,6 +313,7 @@ func (s *Store) Close() error {
 	}
 	s.listener.stop()
 	s.pool.Close()
+	s.renew.Close()
 	return nil
 }
 
@@ -373,7 +391,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(t *ptx) error) err
 		return err
 	}
 	for try := 0; ; try++ {
-		err := s.writeOnce(ctx, fn)
+		err := s.writeOnce(ctx, op, fn)
 		if err == nil {
 			return nil
 		}
@@ -384,8 +402,15 @@ func (s *Store) write(ctx context.Context, op string, fn func(t *ptx) error) err
 	}
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(t *ptx) error) error {
-	tx, err := s.pool.Begin(ctx)
+// renewalOps are the writes that run on the reserved renewal pool.
+var renewalOps = map[string]bool{"heartbeat": true, "renew reservation": true, "acquire reservation": true}
+
+func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error) error {
+	pool := s.pool
+	if renewalOps[op] {
+		pool = s.renew
+	}
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
