@@ -24,6 +24,8 @@ import (
 
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/postgres"
 	"github.com/gantryhq/gantry/internal/store/sqlite"
 	"github.com/gantryhq/gantry/worker"
 )
@@ -31,8 +33,15 @@ import (
 // Config configures [Open]. Zero fields take their defaults.
 type Config struct {
 	// Path is the SQLite database file; it and its directory are created if
-	// needed. Required.
+	// needed. Required unless DatabaseURL is set.
 	Path string
+	// DatabaseURL, when set, runs Gantry on PostgreSQL instead of SQLite
+	// (postgres://user@host:5432/db). Several processes may then share the
+	// database: their maintenance is leader-elected.
+	DatabaseURL string
+	// Schema is the PostgreSQL schema holding Gantry's tables, created and
+	// migrated if needed. Defaults to "public".
+	Schema string
 	// Synchronous is SQLite's synchronous setting: "FULL", every
 	// acknowledged write is durable, or "NORMAL", faster, but a power loss
 	// may lose the last writes. Defaults to FULL.
@@ -81,10 +90,10 @@ type Backoff struct {
 	Max time.Duration
 }
 
-// Gantry is an embedded Gantry: a SQLite store and the engine that runs
-// the job lifecycle on it. Its methods are safe for concurrent use.
+// Gantry is an embedded Gantry: a store (SQLite, or PostgreSQL) and the
+// engine that runs the job lifecycle on it. Its methods are safe for concurrent use.
 type Gantry struct {
-	st  *sqlite.Store
+	st  store.Store
 	eng *engine.Engine
 	tr  *transport
 
@@ -101,11 +110,18 @@ func Open(ctx context.Context, cfg Config) (*Gantry, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.Path, Synchronous: cfg.Synchronous, Logger: logger})
+	var st store.Store
+	var err error
+	if cfg.DatabaseURL != "" {
+		st, err = postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Schema: cfg.Schema, Logger: logger})
+	} else {
+		st, err = sqlite.Open(ctx, sqlite.Config{Path: cfg.Path, Synchronous: cfg.Synchronous, Logger: logger})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open: %w", err)
 	}
 	eng := engine.New(st, engine.Config{
+		Elect:             cfg.DatabaseURL != "", // processes sharing PostgreSQL elect one to run maintenance
 		LeaseTTL:          cfg.LeaseTTL,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		Backoff:           engine.Backoff{Base: cfg.Backoff.Base, Factor: cfg.Backoff.Factor, Max: cfg.Backoff.Max},

@@ -51,7 +51,10 @@ func BenchmarkSubmitBatch(b *testing.B) {
 // goroutines) and two in-process workers of concurrency 100 running at the
 // same time; one op is one job.
 func BenchmarkEndToEnd(b *testing.B) {
-	g := openBench(b)
+	benchEndToEnd(b, openBench(b))
+}
+
+func benchEndToEnd(b *testing.B, g *embedded.Gantry) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var done sync.WaitGroup

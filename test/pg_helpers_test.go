@@ -2,65 +2,29 @@ package test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gantryhq/gantry/internal/store/postgres/pgtest"
 )
 
-// pgNeed returns the URL of the test database (GANTRY_TEST_DATABASE_URL,
-// else a local default), skipping the test when PostgreSQL does not answer
-// there, and failing it instead when CI=true.
+// pgNeed returns the URL of the test database; see pgtest.URL.
 func pgNeed(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("GANTRY_TEST_DATABASE_URL")
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		msg := "PostgreSQL at " + u + " does not answer (set GANTRY_TEST_DATABASE_URL): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return u
+	return pgtest.URL(t)
 }
 
-// pgSchema returns the name of a fresh schema, dropped when the test ends.
+// pgSchema returns a fresh schema, dropped when the test ends; see
+// pgtest.Schema.
 func pgSchema(t testing.TB, dbURL string) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "gantry_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dbURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return pgtest.Schema(t, dbURL)
 }
 
 // pgConn opens a direct connection to the test database, closed when the
