@@ -3,6 +3,7 @@ package test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gantryhq/gantry/internal/server"
@@ -23,12 +24,35 @@ type apiBatch struct {
 func TestAPIBatches(t *testing.T) {
 	s := apiStart(t, server.Config{})
 
-	// All or nothing: one bad job rejects the batch, naming its index.
-	s.req("POST", "/v1/batches", map[string]any{"name": "b", "jobs": []any{
-		map[string]any{"type": "ok"}, map[string]any{"type": "bad type"},
-	}}).problem(t, http.StatusBadRequest, "jobs[1].type")
-	s.req("POST", "/v1/batches", map[string]any{"jobs": []any{}}).problem(t, http.StatusBadRequest, "jobs")
-	s.req("POST", "/v1/batches", map[string]any{"jobs": []any{map[string]any{"type": "x"}}, "on_complete": map[string]any{"type": "a b"}}).problem(t, http.StatusBadRequest, "on_complete.type")
+	// All or nothing: one bad job rejects the batch, naming its index: 400
+	// when it cannot be decoded or its values are not acceptable, 413 when
+	// its params are too large.
+	rejected := []struct {
+		body   string
+		status int
+		field  string
+	}{
+		{`{"jobs":[{"type":"b.t"},{"type":"b.t","priority":"x"}]}`, http.StatusBadRequest, "jobs[1].priority"},
+		{`{"jobs":[{"type":"b.t"},{"type":"b.t","foo":1}]}`, http.StatusBadRequest, "jobs[1].foo"},
+		{`{"jobs":[{"type":"b.t"},{"queue":"q"}]}`, http.StatusBadRequest, "jobs[1].type"},
+		{`{"jobs":[{"type":"b.t"},"b.t"]}`, http.StatusBadRequest, "jobs[1]"},
+		{`{"jobs":[{"type":"b.t","run_at":"soon"}]}`, http.StatusBadRequest, "jobs[0].run_at"},
+		{`{"jobs":{"type":"b.t"}}`, http.StatusBadRequest, "jobs"},
+		{`{"jobs":[{"type":"b.t"}],"color":"red"}`, http.StatusBadRequest, "color"},
+		{`{"jobs":[{"type":"b.t"}],"on_complete":{"type":"s","foo":1}}`, http.StatusBadRequest, "on_complete.foo"},
+		{`{"jobs":[{"type":"b.t"}],"on_complete":{"type":"s","priority":true}}`, http.StatusBadRequest, "on_complete.priority"},
+		{`{"jobs":[{"type":"b.t"}],"on_complete":{"name":"s"}}`, http.StatusBadRequest, "on_complete.type"},
+		{`{"name":"b","jobs":[{"type":"ok"},{"type":"bad type"}]}`, http.StatusBadRequest, "jobs[1].type"},
+		{`{"jobs":[{"type":"ok"},{"type":"ok","max_attempts":-1}]}`, http.StatusBadRequest, "jobs[1].max_attempts"},
+		{`{"jobs":[{"type":"ok"},{"type":"ok","priority":101}]}`, http.StatusBadRequest, "jobs[1].priority"},
+		{`{"jobs":[]}`, http.StatusBadRequest, "jobs"},
+		{`{"jobs":[{"type":"x"}],"on_complete":{"type":"a b"}}`, http.StatusBadRequest, "on_complete.type"},
+		{`{"jobs":[{"type":"x"}],"on_complete":{"type":"s","max_attempts":-1}}`, http.StatusBadRequest, "on_complete.max_attempts"},
+		{`{"jobs":[{"type":"x"},{"type":"x","params":"` + strings.Repeat("a", 300<<10) + `"}]}`, http.StatusRequestEntityTooLarge, "jobs[1].params"},
+	}
+	for _, tt := range rejected {
+		s.req("POST", "/v1/batches", tt.body).problem(t, tt.status, tt.field)
+	}
 	var none apiPage[apiJob]
 	s.req("GET", "/v1/jobs", nil).want(t, http.StatusOK, &none)
 	if len(none.Items) != 0 {
@@ -65,6 +89,10 @@ func TestAPIBatches(t *testing.T) {
 		t.Fatalf("added = %+v", added)
 	}
 	s.req("POST", "/v1/batches/"+b.ID+"/jobs", map[string]any{"jobs": []any{map[string]any{"type": "row", "priority": 500}}}).problem(t, http.StatusBadRequest, "jobs[0].priority")
+	s.req("POST", "/v1/batches/"+b.ID+"/jobs", `{"jobs":[{"type":"row"},{"type":"row","priority":"x"}]}`).problem(t, http.StatusBadRequest, "jobs[1].priority")
+	s.req("POST", "/v1/batches/"+b.ID+"/jobs", `{"jobs":[{"type":"row"},{"type":"row","foo":"x"}]}`).problem(t, http.StatusBadRequest, "jobs[1].foo")
+	s.req("POST", "/v1/batches/"+b.ID+"/jobs", `{"jobs":[{"type":"row"}],"open":true}`).problem(t, http.StatusBadRequest, "open")
+	s.req("POST", "/v1/batches/"+b.ID+"/jobs", `{"jobs":[{"type":"row","params":"`+strings.Repeat("a", 300<<10)+`"}]}`).problem(t, http.StatusRequestEntityTooLarge, "jobs[0].params")
 	// A job can also join an open batch by batch_id.
 	byID := s.submit(map[string]any{"type": "row", "batch_id": b.ID})
 

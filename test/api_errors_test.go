@@ -28,6 +28,19 @@ func TestAPIAuth(t *testing.T) {
 		{"query token", "/v1/jobs?token=" + s.token, nil},
 		{"query access_token", "/v1/jobs?access_token=" + s.token, nil},
 		{"query token with header too", "/v1/jobs?token=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query TOKEN", "/v1/jobs?TOKEN=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query Access_Token", "/v1/jobs?Access_Token=" + s.token, nil},
+		{"query api_key", "/v1/jobs?limit=5&api_key=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query apikey", "/v1/jobs?apikey=" + s.token, nil},
+		{"query api-key", "/v1/jobs?api-key=" + s.token, nil},
+		{"query Api-Key", "/v1/jobs?Api-Key=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query key", "/v1/jobs?key=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query auth", "/v1/jobs?auth=" + s.token, nil},
+		{"query authorization", "/v1/jobs?authorization=Bearer+" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query Authorization", "/v1/jobs?Authorization=Bearer+" + s.token, nil},
+		{"query bearer", "/v1/jobs?bearer=" + s.token, nil},
+		{"query JWT", "/v1/jobs?JWT=" + s.token, http.Header{"Authorization": {"Bearer " + s.token}}},
+		{"query empty token", "/v1/events?token=", http.Header{"Authorization": {"Bearer " + s.token}}},
 		{"events", "/v1/events", nil},
 		{"unknown /v1 path", "/v1/nothing", nil},
 	}
@@ -38,7 +51,7 @@ func TestAPIAuth(t *testing.T) {
 			if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate = %q, want Bearer", r.Header.Get("WWW-Authenticate"))
 			}
-			if strings.Contains(tt.path, "token=") && !strings.Contains(p.Detail, "query string") {
+			if strings.HasPrefix(tt.name, "query") && !strings.Contains(p.Detail, "query string") {
 				t.Errorf("detail = %q, want it to say the query string is refused", p.Detail)
 			}
 		})
@@ -55,42 +68,81 @@ func TestAPIAuth(t *testing.T) {
 	}
 }
 
+// TestAPIBadRequests checks the split of bad input: a body that cannot be
+// decoded (malformed JSON, a wrong JSON type, an unknown or missing
+// field) and one that decodes to unacceptable values are 400, params over
+// their limit 413; each names the field.
 func TestAPIBadRequests(t *testing.T) {
 	s := apiStart(t, server.Config{})
+	const (
+		bad      = http.StatusBadRequest
+		invalid  = http.StatusBadRequest
+		tooLarge = http.StatusRequestEntityTooLarge
+	)
 	tests := []struct {
-		name  string
-		body  string
-		field string
+		name   string
+		body   string
+		status int
+		field  string
 	}{
-		{"empty body", ``, "body"},
-		{"not JSON", `type=x`, "body"},
-		{"truncated", `{"type":"x"`, "body"},
-		{"array", `[{"type":"x"}]`, "body"},
-		{"trailing data", `{"type":"x"} {}`, "body"},
-		{"unknown field", `{"type":"x","color":"red"}`, "color"},
-		{"wrong type", `{"type":"x","priority":"high"}`, "priority"},
-		{"missing type", `{"queue":"q"}`, "type"},
-		{"bad type", `{"type":"has space"}`, "type"},
-		{"priority range", `{"type":"x","priority":101}`, "priority"},
-		{"bad queue", `{"type":"x","queue":"a/b"}`, "queue"},
-		{"negative delay", `{"type":"x","delay_seconds":-1}`, "delay_seconds"},
-		{"run_at and delay", `{"type":"x","delay_seconds":1,"run_at":"2030-01-01T00:00:00Z"}`, "delay_seconds"},
-		{"bad run_at", `{"type":"x","run_at":"tomorrow"}`, "run_at"},
-		{"max_attempts", `{"type":"x","max_attempts":-2}`, "max_attempts"},
-		{"empty tag", `{"type":"x","tags":[""]}`, "tags[0]"},
-		{"bad batch id", `{"type":"x","batch_id":"b"}`, "batch_id"},
-		{"deep", `{"type":"x","params":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, "body"},
-		{"params too large", `{"type":"x","params":"` + strings.Repeat("a", 300<<10) + `"}`, "params"},
+		{"empty body", ``, bad, "body"},
+		{"not JSON", `type=x`, bad, "body"},
+		{"truncated", `{"type":"x"`, bad, "body"},
+		{"array", `[{"type":"x"}]`, bad, "body"},
+		{"trailing data", `{"type":"x"} {}`, bad, "body"},
+		{"unknown field", `{"type":"x","color":"red"}`, bad, "color"},
+		{"wrong type", `{"type":"x","priority":"high"}`, bad, "priority"},
+		{"fractional priority", `{"type":"x","priority":1.5}`, bad, "priority"},
+		{"missing type", `{"queue":"q"}`, bad, "type"},
+		{"empty type", `{"type":""}`, bad, "type"},
+		{"bad run_at", `{"type":"x","run_at":"tomorrow"}`, bad, "run_at"},
+		{"deep", `{"type":"x","params":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, bad, "body"},
+		{"bad type", `{"type":"has space"}`, invalid, "type"},
+		{"priority over range", `{"type":"x","priority":101}`, invalid, "priority"},
+		{"priority under range", `{"type":"x","priority":-101}`, invalid, "priority"},
+		{"bad queue", `{"type":"x","queue":"a/b"}`, invalid, "queue"},
+		{"negative delay", `{"type":"x","delay_seconds":-1}`, invalid, "delay_seconds"},
+		{"run_at and delay", `{"type":"x","delay_seconds":1,"run_at":"2030-01-01T00:00:00Z"}`, invalid, "delay_seconds"},
+		{"negative max_attempts", `{"type":"x","max_attempts":-1}`, invalid, "max_attempts"},
+		{"empty tag", `{"type":"x","tags":[""]}`, invalid, "tags[0]"},
+		{"bad batch id", `{"type":"x","batch_id":"b"}`, invalid, "batch_id"},
+		{"params too large", `{"type":"x","params":"` + strings.Repeat("a", 300<<10) + `"}`, tooLarge, "params"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s.req("POST", "/v1/jobs", tt.body).problem(t, http.StatusBadRequest, tt.field)
+			s.req("POST", "/v1/jobs", tt.body).problem(t, tt.status, tt.field)
 		})
 	}
 	var p apiPage[apiJob]
 	s.req("GET", "/v1/jobs", nil).want(t, http.StatusOK, &p)
 	if len(p.Items) != 0 {
 		t.Errorf("bad requests created %d jobs", len(p.Items))
+	}
+}
+
+// TestAPIBadQueryParams checks that bad query parameters are 400 naming
+// the parameter.
+func TestAPIBadQueryParams(t *testing.T) {
+	s := apiStart(t, server.Config{})
+	tests := []struct {
+		path  string
+		field string
+	}{
+		{"/v1/jobs?limit=0", "limit"},
+		{"/v1/jobs?limit=x", "limit"},
+		{"/v1/jobs?limit=1001", "limit"},
+		{"/v1/jobs?state=done", "state"},
+		{"/v1/jobs?queue=a/b", "queue"},
+		{"/v1/jobs?batch_id=nope", "batch_id"},
+		{"/v1/jobs?cursor=garbage", "cursor"},
+		{"/v1/batches?limit=-1", "limit"},
+		{"/v1/events?kinds=job.nothing", "kinds"},
+		{"/v1/events?after=-3", "after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			s.req("GET", tt.path, nil).problem(t, http.StatusBadRequest, tt.field)
+		})
 	}
 }
 

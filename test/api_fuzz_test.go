@@ -70,6 +70,12 @@ func FuzzAPIDecode(f *testing.F) {
 		} else {
 			check(t, err)
 		}
+		var dj wire.JobRequest
+		if err := wire.DecodeJob(body, &dj); err == nil && dj.Type == "" {
+			t.Fatalf("DecodeJob(%q) accepted a job without a type", body)
+		} else {
+			check(t, err)
+		}
 		var hr wire.HeartbeatRequest
 		check(t, wire.DecodeBytes(body, &hr))
 		var lr wire.LeaseRequest

@@ -68,6 +68,23 @@ func TestAPIJobSubmitAndGet(t *testing.T) {
 			t.Errorf("GET job has no %q member: %s", k, r.Body)
 		}
 	}
+	// Unset strings are present as "", in every answer with a job.
+	var list struct {
+		Items []map[string]json.RawMessage `json:"items"`
+	}
+	s.req("GET", "/v1/jobs?limit=1", nil).want(t, http.StatusOK, &list)
+	var posted map[string]json.RawMessage
+	s.req("POST", "/v1/jobs", map[string]any{"type": "t"}).want(t, http.StatusCreated, &posted)
+	if len(list.Items) != 1 {
+		t.Fatalf("list = %+v", list)
+	}
+	for name, obj := range map[string]map[string]json.RawMessage{"GET": raw, "list": list.Items[0], "POST": posted} {
+		for _, k := range []string{"name", "package", "batch_id", "unique_key", "singleton_key", "error", "worker_id"} {
+			if v, ok := obj[k]; !ok || string(v) != `""` {
+				t.Errorf("%s job member %q = %s, want \"\"", name, k, v)
+			}
+		}
+	}
 
 	// A delayed job is scheduled.
 	d := s.submit(map[string]any{"type": "later", "delay_seconds": 3600})

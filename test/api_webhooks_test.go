@@ -96,17 +96,21 @@ func TestAPIWebhooks(t *testing.T) {
 		t.Errorf("Gantry-Signature = %q, want t=<unix>,%s", sig, want)
 	}
 
-	// Bad input names the field; unknown ids are 404.
+	// Bad input names the field (400, whether the body cannot be decoded or
+	// a value is not acceptable); unknown ids are 404.
 	for _, tt := range []struct {
-		body  any
-		field string
+		body   any
+		status int
+		field  string
 	}{
-		{map[string]any{"url": "ftp://example.com/x"}, "url"},
-		{map[string]any{"url": "https://example.com/x", "kinds": []string{"job.nope"}}, "kinds[0]"},
-		{map[string]any{"url": "https://example.com/x", "batch_id": "b"}, "batch_id"},
-		{map[string]any{"url": "https://example.com/x", "secret": "mine"}, "secret"},
+		{map[string]any{"url": "ftp://example.com/x"}, http.StatusBadRequest, "url"},
+		{map[string]any{"url": "https://example.com/x", "kinds": []string{"job.nope"}}, http.StatusBadRequest, "kinds[0]"},
+		{map[string]any{"url": "https://example.com/x", "batch_id": "b"}, http.StatusBadRequest, "batch_id"},
+		{map[string]any{"url": "https://example.com/x", "secret": "mine"}, http.StatusBadRequest, "secret"},
+		{map[string]any{"url": "https://example.com/x", "kinds": "job.failed"}, http.StatusBadRequest, "kinds"},
+		{map[string]any{"kinds": []string{"job.failed"}}, http.StatusBadRequest, "url"},
 	} {
-		s.req("POST", "/v1/webhooks", tt.body).problem(t, http.StatusBadRequest, tt.field)
+		s.req("POST", "/v1/webhooks", tt.body).problem(t, tt.status, tt.field)
 	}
 	s.req("GET", "/v1/webhooks/01900000-0000-7000-8000-000000000000", nil).problem(t, http.StatusNotFound, "")
 	s.req("GET", "/v1/webhooks/x", nil).problem(t, http.StatusNotFound, "")

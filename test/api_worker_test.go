@@ -190,26 +190,34 @@ func TestAPIWorkerProtocol(t *testing.T) {
 		t.Errorf("canceled job state = %s", st)
 	}
 
-	// Bad requests name the field.
+	// Bad requests name the field: 400, whether the body cannot be decoded
+	// or a value is not acceptable.
+	const invalid = http.StatusBadRequest
 	bad := []struct {
-		path  string
-		body  any
-		field string
+		path   string
+		body   any
+		status int
+		field  string
 	}{
-		{"/v1/workers", map[string]any{"lease_ttl_seconds": 0.5}, "lease_ttl_seconds"},
-		{"/v1/workers", map[string]any{"lease_ttl_seconds": 7200}, "lease_ttl_seconds"},
-		{"/v1/workers", map[string]any{"lease_ttl_seconds": 1e300}, "lease_ttl_seconds"},
-		{"/v1/workers", map[string]any{"queues": []string{"a b"}}, "queues[0]"},
-		{"/v1/workers", map[string]any{"capacity": -1}, "capacity"},
-		{"/v1/workers/" + w + "/lease", map[string]any{"max": -1}, "max"},
-		{"/v1/workers/" + w + "/lease", map[string]any{"max": 1, "wait_seconds": -1}, "wait_seconds"},
-		{"/v1/workers/" + w + "/heartbeat", map[string]any{"leases": []any{map[string]any{"job_id": j.ID, "token": 1, "progress": map[string]any{"percent": 101}}}}, "leases[0].progress.percent"},
-		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": 1, "outcome": "done"}}}, "outcomes[0].outcome"},
-		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": "1", "outcome": "succeeded"}}}, "outcomes.token"},
-		{"/v1/jobs/" + j.ID + "/fail", map[string]any{"token": 1, "retry_after_seconds": -1}, "retry_after_seconds"},
+		{"/v1/workers", map[string]any{"lease_ttl_seconds": 0.5}, invalid, "lease_ttl_seconds"},
+		{"/v1/workers", map[string]any{"lease_ttl_seconds": 3601}, invalid, "lease_ttl_seconds"},
+		{"/v1/workers", map[string]any{"lease_ttl_seconds": 7200}, invalid, "lease_ttl_seconds"},
+		{"/v1/workers", map[string]any{"lease_ttl_seconds": 1e300}, invalid, "lease_ttl_seconds"},
+		{"/v1/workers", map[string]any{"lease_ttl_seconds": "60"}, http.StatusBadRequest, "lease_ttl_seconds"},
+		{"/v1/workers", map[string]any{"queues": []string{"a b"}}, invalid, "queues[0]"},
+		{"/v1/workers", map[string]any{"capacity": -1}, invalid, "capacity"},
+		{"/v1/workers", map[string]any{"capacity": 1, "colour": "red"}, http.StatusBadRequest, "colour"},
+		{"/v1/workers/" + w + "/lease", map[string]any{"max": -1}, invalid, "max"},
+		{"/v1/workers/" + w + "/lease", map[string]any{"max": 1, "wait_seconds": -1}, invalid, "wait_seconds"},
+		{"/v1/workers/" + w + "/lease", map[string]any{"max": "1"}, http.StatusBadRequest, "max"},
+		{"/v1/workers/" + w + "/heartbeat", map[string]any{"leases": []any{map[string]any{"job_id": j.ID, "token": 1, "progress": map[string]any{"percent": 101}}}}, invalid, "leases[0].progress.percent"},
+		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": 1, "outcome": "done"}}}, invalid, "outcomes[0].outcome"},
+		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": "1", "outcome": "succeeded"}}}, http.StatusBadRequest, "outcomes.token"},
+		{"/v1/jobs/" + j.ID + "/fail", map[string]any{"token": 1, "retry_after_seconds": -1}, invalid, "retry_after_seconds"},
+		{"/v1/jobs/" + j.ID + "/heartbeat", map[string]any{"token": 1, "progress": map[string]any{"percent": 101}}, invalid, "progress.percent"},
 	}
 	for _, tt := range bad {
-		s.req("POST", tt.path, tt.body).problem(t, http.StatusBadRequest, tt.field)
+		s.req("POST", tt.path, tt.body).problem(t, tt.status, tt.field)
 	}
 
 	// The worker list shows the worker with what it runs.

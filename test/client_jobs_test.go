@@ -140,7 +140,7 @@ func TestClientErrors(t *testing.T) {
 		{"params over 256 KiB", func(*testing.T) error {
 			_, err := c.Submit(ctx, client.JobRequest{Type: "t", Params: strings.Repeat("p", 300<<10)})
 			return err
-		}, client.ErrInvalid, "params"},
+		}, client.ErrTooLarge, "params"},
 		{"body over 1 MiB", func(*testing.T) error { _, err := c.Submit(ctx, client.JobRequest{Type: "t", Name: big}); return err }, client.ErrTooLarge, "body"},
 		{"list limit", func(*testing.T) error { _, err := c.ListJobsPage(ctx, client.ListJobsOptions{Limit: 5000}); return err }, client.ErrInvalid, "limit"},
 		{"list state", func(*testing.T) error {

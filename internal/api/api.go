@@ -4,8 +4,10 @@
 // and encodes the answer; errors become application/problem+json.
 //
 // Status codes:
-//   - 400: a malformed body or query parameter, or an invalid value; the
-//     problem's field member names it (e.g. "jobs[3].priority", "limit").
+//   - 400: a request that cannot be read: malformed JSON, a value of the
+//     wrong JSON type, an unknown field, a missing required field, or a bad
+//     query parameter; the problem's field member names it (e.g.
+//     "jobs[3].priority", "limit"). These are the errors of decoding.
 //   - 401: no bearer token, a bad one, or credentials in the query string.
 //   - 403: the credential's role does not allow the operation, or it names
 //     another tenant.
@@ -15,10 +17,15 @@
 //   - 405: a known path with another method.
 //   - 409: a state conflict: a terminal job canceled, a closed batch
 //     extended, a non-terminal job deleted, a stale lease token.
-//   - 413: a request body over the byte limit.
-//   - 422: valid values but too many of them: a batch, heartbeat or
-//     report with more items than the configured limit (the field member
-//     names the list), or a tenant over a quota (too many webhooks).
+//   - 413: a request body over the byte limit, or params over their limit
+//     (field "params", or "jobs[3].params").
+//   - 422: a request that decodes but whose values are not acceptable (a
+//     priority out of range, a bad type name, a lease TTL over the
+//     maximum...): a *job.FieldError from the engine or from a handler's
+//     own checks, the field member naming the field; also a batch,
+//     heartbeat or report with more items than the configured limit (the
+//     field member names the list), or a tenant over a quota (too many
+//     webhooks).
 //   - 429: too many concurrent event streams for one credential.
 //   - 503 with Retry-After: the store is unavailable or closed, or the
 //     server is shutting down.
@@ -33,6 +40,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +67,7 @@ var _ Engine = (*engine.Engine)(nil)
 var ErrQuota = errors.New("api: quota reached")
 
 // WebhookService manages webhook subscriptions (package webhook implements
-// it). Its methods return a *job.FieldError for bad input, an error
+// it). Its methods return a *job.FieldError for a bad value (422), an error
 // wrapping store.ErrNotFound for an unknown webhook and one wrapping
 // [ErrQuota] when the tenant has too many. Tenant "" means every
 // tenant (an admin).
@@ -323,16 +331,19 @@ func (a *API) notRouted(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// credentialParams are query parameters that look like credentials: a
-// request carrying one is refused (RELIABILITY.md rule 11), since URLs end
-// up in logs and browser histories.
-var credentialParams = []string{"token", "access_token", "api_key", "apikey"}
+// credentialParams are the lower-case names of query parameters that look
+// like credentials: a request carrying one, in any case, is refused
+// (RELIABILITY.md rule 11), since URLs end up in logs and browser
+// histories.
+var credentialParams = []string{
+	"token", "access_token", "api_key", "apikey", "api-key", "key",
+	"auth", "authorization", "bearer", "jwt",
+}
 
 // authenticate returns the caller of a /v1 request.
 func (a *API) authenticate(r *http.Request) (auth.Principal, error) {
-	q := r.URL.Query()
-	for _, k := range credentialParams {
-		if q.Has(k) {
+	for k := range r.URL.Query() {
+		if slices.Contains(credentialParams, strings.ToLower(k)) {
 			return auth.Principal{}, errUnauthorized("credentials in the query string (" + k + ") are refused: send them in the Authorization header as \"Bearer <token>\"")
 		}
 	}

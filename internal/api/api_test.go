@@ -298,6 +298,10 @@ func TestProblemMapping(t *testing.T) {
 	}{
 		{&job.FieldError{Field: "priority", Problem: "must be small"},
 			wire.Problem{Type: ProblemType("invalid-request"), Title: "Bad Request", Status: 400, Detail: "priority must be small", Field: "priority"}},
+		{fmt.Errorf("engine: %w", &job.FieldError{Field: "jobs[2].params", Problem: "is 9 bytes", TooLarge: true}),
+			wire.Problem{Type: ProblemType("too-large"), Title: "Request Entity Too Large", Status: 413, Detail: "jobs[2].params is 9 bytes", Field: "jobs[2].params"}},
+		{badInput(&job.FieldError{Field: "jobs[1].priority", Problem: "must be a number"}),
+			wire.Problem{Type: ProblemType("invalid-request"), Title: "Bad Request", Status: 400, Detail: "jobs[1].priority must be a number", Field: "jobs[1].priority"}},
 		{fmt.Errorf("engine: %w", fmt.Errorf("%w: %w", engine.ErrTooLarge, &job.FieldError{Field: "jobs", Problem: "has 5 items"})),
 			wire.Problem{Type: ProblemType("too-many-items"), Title: "Unprocessable Entity", Status: 422, Detail: "jobs has 5 items", Field: "jobs"}},
 		{&http.MaxBytesError{Limit: 1 << 20},

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -18,17 +20,47 @@ func (a *API) tooManyJobs(n int) error {
 		detail: fmt.Sprintf("jobs has %d items, more than the limit of %d", n, a.lim.MaxBatch)}
 }
 
+// batchBody is the body of POST /v1/batches as the server decodes it: the
+// jobs are decoded one by one, so that an error names its index.
+// [wire.BatchRequest] is the same shape, for clients.
+type batchBody struct {
+	Name       string            `json:"name"`
+	Tenant     string            `json:"tenant"`
+	Jobs       []json.RawMessage `json:"jobs"`
+	Open       bool              `json:"open"`
+	OnComplete json.RawMessage   `json:"on_complete"`
+}
+
+// batchJobsBody is the body of POST /v1/batches/{id}/jobs as the server
+// decodes it; see [batchBody].
+type batchJobsBody struct {
+	Jobs []json.RawMessage `json:"jobs"`
+}
+
+// batchSpecs decodes the jobs of a batch request, each strictly (a 400
+// names its index, e.g. "jobs[3].priority"), and converts them to specs.
+func (a *API) batchSpecs(raws []json.RawMessage) ([]job.Spec, error) {
+	if len(raws) > a.lim.MaxBatch {
+		return nil, a.tooManyJobs(len(raws))
+	}
+	reqs := make([]wire.JobRequest, len(raws))
+	for i, raw := range raws {
+		var err error
+		if reqs[i], err = decodeJob(raw, fmt.Sprintf("jobs[%d].", i)); err != nil {
+			return nil, err
+		}
+	}
+	return wire.Specs(reqs)
+}
+
 // createBatch is POST /v1/batches {name, jobs, open, on_complete}: 201
 // {batch, job_ids}, all or nothing.
 func (a *API) createBatch(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var req wire.BatchRequest
+	var req batchBody
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if len(req.Jobs) > a.lim.MaxBatch {
-		return a.tooManyJobs(len(req.Jobs))
-	}
-	specs, err := wire.Specs(req.Jobs)
+	specs, err := a.batchSpecs(req.Jobs)
 	if err != nil {
 		return err
 	}
@@ -36,10 +68,15 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if b.Tenant, err = tenantFor(p, req.Tenant, ""); err != nil {
 		return err
 	}
-	if req.OnComplete != nil {
-		s, err := req.OnComplete.Spec()
+	if oc := rawOrNil(req.OnComplete); oc != nil {
+		ocr, err := decodeJob(oc, "on_complete.")
 		if err != nil {
-			if fe, ok := err.(*job.FieldError); ok {
+			return err
+		}
+		s, err := ocr.Spec()
+		if err != nil {
+			var fe *job.FieldError
+			if errors.As(err, &fe) {
 				return fe.Prefix("on_complete.")
 			}
 			return err
@@ -63,14 +100,11 @@ func (a *API) addToBatch(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	var req wire.BatchJobsRequest
+	var req batchJobsBody
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if len(req.Jobs) > a.lim.MaxBatch {
-		return a.tooManyJobs(len(req.Jobs))
-	}
-	specs, err := wire.Specs(req.Jobs)
+	specs, err := a.batchSpecs(req.Jobs)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail }
 
+// badInput is the 400 error of a request that cannot be decoded (see
+// [decode]) or of a bad query parameter: fe names the field.
+func badInput(fe *job.FieldError) error {
+	return &apiError{status: http.StatusBadRequest, field: fe.Field, detail: fe.Field + " " + fe.Problem}
+}
+
 func errUnauthorized(detail string) error {
 	return &apiError{status: http.StatusUnauthorized, detail: detail}
 }
@@ -96,9 +102,16 @@ func (a *API) problem(r *http.Request, err error) wire.Problem {
 	case errors.As(err, &me):
 		return p(http.StatusRequestEntityTooLarge, "", "the request body is larger than "+byteSize(me.Limit), "body")
 	case errors.Is(err, engine.ErrTooLarge) && errors.As(err, &fe):
-		return p(http.StatusUnprocessableEntity, "", fe.Field+" "+fe.Problem, fe.Field)
+		return p(http.StatusUnprocessableEntity, "too-many-items", fe.Field+" "+fe.Problem, fe.Field)
+	case errors.As(err, &fe) && fe.TooLarge:
+		return p(http.StatusRequestEntityTooLarge, "too-large", fe.Field+" "+fe.Problem, fe.Field)
 	case errors.As(err, &fe):
-		return p(http.StatusBadRequest, "", fe.Field+" "+fe.Problem, fe.Field)
+		// A value that decoded but is not acceptable (priority 101, a bad
+		// type name): bad input naming the field, 400 — as API.md says of
+		// an invalid job in a batch ("400 naming its index"). 422 is kept
+		// for requests that are well-formed but exceed what the server
+		// accepts as a whole (too many items, a quota).
+		return p(http.StatusBadRequest, "invalid-request", fe.Field+" "+fe.Problem, fe.Field)
 	case errors.Is(err, ErrQuota):
 		return p(http.StatusUnprocessableEntity, "quota", "quota reached: "+innerDetail(err, ErrQuota), "")
 	case errors.Is(err, store.ErrInvalidCursor):

@@ -40,7 +40,7 @@ func eventFilter(r *http.Request, p auth.Principal) (event.Filter, int64, error)
 				continue
 			}
 			if !slices.Contains(job.Kinds, k) {
-				return f, 0, badField("kinds", fmt.Sprintf("%q is not an event kind; kinds are %s", k, strings.Join(job.Kinds, ", ")))
+				return f, 0, badParam("kinds", fmt.Sprintf("%q is not an event kind; kinds are %s", k, strings.Join(job.Kinds, ", ")))
 			}
 			if !slices.Contains(f.Kinds, k) {
 				f.Kinds = append(f.Kinds, k)
@@ -51,7 +51,7 @@ func eventFilter(r *http.Request, p auth.Principal) (event.Filter, int64, error)
 	parse := func(field, s string) error {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil || n < 0 {
-			return badField(field, "must be an event sequence number (an integer, 0 or more)")
+			return badParam(field, "must be an event sequence number (an integer, 0 or more)")
 		}
 		after = n
 		return nil

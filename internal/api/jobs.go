@@ -16,8 +16,12 @@ import (
 // submitJob is POST /v1/jobs: 201 with the new job, or 200 with the
 // existing job of the same unique key.
 func (a *API) submitJob(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var req wire.JobRequest
-	if err := decode(r, &req); err != nil {
+	data, err := body(r)
+	if err != nil {
+		return err
+	}
+	req, err := decodeJob(data, "")
+	if err != nil {
 		return err
 	}
 	spec, err := req.Spec()
@@ -61,7 +65,7 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	}
 	lp.Tag = q.Get("tag")
 	if len(lp.Tag) > 128 || !utf8.ValidString(lp.Tag) {
-		return badField("tag", "must be valid UTF-8 of at most 128 bytes")
+		return badParam("tag", "must be valid UTF-8 of at most 128 bytes")
 	}
 	return a.writeJobs(w, r, &lp)
 }

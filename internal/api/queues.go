@@ -46,7 +46,7 @@ func (a *API) queueOp(w http.ResponseWriter, r *http.Request, p auth.Principal,
 	}
 	t := r.URL.Query().Get("tenant")
 	if t != "" && !job.ValidName(t) {
-		return badField("tenant", "must be 1 to 128 of A-Z a-z 0-9 . _ : -")
+		return badParam("tenant", "must be 1 to 128 of A-Z a-z 0-9 . _ : -")
 	}
 	tenant, err := tenantFor(p, t, job.DefaultTenant)
 	if err != nil {

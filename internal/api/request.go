@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gantryhq/gantry"
@@ -19,20 +20,61 @@ import (
 
 // decode reads r's body (bounded by the MaxBytesReader of [API.handle])
 // into v strictly. A body over the limit is a *http.MaxBytesError (413);
-// malformed JSON a *job.FieldError (400).
+// malformed JSON, a type mismatch or an unknown field a 400 naming the
+// field (see [badInput]).
 func decode(r *http.Request, v any) error {
+	data, err := body(r)
+	if err != nil {
+		return err
+	}
+	return decodeErr(wire.DecodeBytes(data, v), "")
+}
+
+// body reads r's body; see [decode].
+func body(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
-		return wire.DecodeBytes(nil, v)
+		return nil, nil
 	}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		var me *http.MaxBytesError
 		if errors.As(err, &me) {
-			return me
+			return nil, me
 		}
-		return &job.FieldError{Field: "body", Problem: "could not be read: " + err.Error()}
+		return nil, badInput(&job.FieldError{Field: "body", Problem: "could not be read: " + err.Error()})
 	}
-	return wire.DecodeBytes(data, v)
+	return data, nil
+}
+
+// decodeErr turns an error of package wire's decoding into a 400 naming
+// the field, prefixed with prefix (e.g. "jobs[3]."): an error about a
+// nested value as a whole (field "body") names the value itself.
+func decodeErr(err error, prefix string) error {
+	if err == nil {
+		return nil
+	}
+	var fe *job.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	if prefix != "" {
+		if fe.Field == "body" {
+			fe = &job.FieldError{Field: strings.TrimSuffix(prefix, "."), Problem: fe.Problem}
+		} else {
+			fe = fe.Prefix(prefix)
+		}
+	}
+	return badInput(fe)
+}
+
+// decodeJob decodes a job body (a request's, or a nested one named by
+// prefix, e.g. "jobs[3].") strictly, and checks its required fields.
+func decodeJob(data []byte, prefix string) (wire.JobRequest, error) {
+	var req wire.JobRequest
+	if err := wire.DecodeJob(data, &req); err != nil {
+		return req, decodeErr(err, prefix)
+	}
+	return req, nil
 }
 
 // writeJSON answers with v as JSON.
@@ -74,8 +116,15 @@ func tenantFor(p auth.Principal, requested, def string) (string, error) {
 	return p.Tenant, nil
 }
 
+// badField is the error of a body value that decoded but is not
+// acceptable (422).
 func badField(field, problem string) error {
 	return &job.FieldError{Field: field, Problem: problem}
+}
+
+// badParam is the error of a bad query parameter or header (400).
+func badParam(field, problem string) error {
+	return badInput(&job.FieldError{Field: field, Problem: problem})
 }
 
 // page reads the limit and cursor parameters of a list.
@@ -84,13 +133,13 @@ func page(q url.Values) (limit int, cursor string, err error) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > engine.MaxPageSize {
-			return 0, "", badField("limit", fmt.Sprintf("must be an integer from 1 to %d", engine.MaxPageSize))
+			return 0, "", badParam("limit", fmt.Sprintf("must be an integer from 1 to %d", engine.MaxPageSize))
 		}
 		limit = n
 	}
 	cursor = q.Get("cursor")
 	if len(cursor) > 1024 || !utf8.ValidString(cursor) {
-		return 0, "", badField("cursor", "is not a cursor of this list")
+		return 0, "", badParam("cursor", "is not a cursor of this list")
 	}
 	return limit, cursor, nil
 }
@@ -99,7 +148,7 @@ func page(q url.Values) (limit int, cursor string, err error) {
 func stateParam(q url.Values) (gantry.State, error) {
 	s := gantry.State(q.Get("state"))
 	if s != "" && !s.Valid() {
-		return "", badField("state", "must be one of scheduled, queued, running, retrying, succeeded, failed, canceled")
+		return "", badParam("state", "must be one of scheduled, queued, running, retrying, succeeded, failed, canceled")
 	}
 	return s, nil
 }
@@ -108,7 +157,7 @@ func stateParam(q url.Values) (gantry.State, error) {
 func nameParam(q url.Values, field string) (string, error) {
 	s := q.Get(field)
 	if s != "" && !job.ValidName(s) {
-		return "", badField(field, "must be 1 to 128 of A-Z a-z 0-9 . _ : -")
+		return "", badParam(field, "must be 1 to 128 of A-Z a-z 0-9 . _ : -")
 	}
 	return s, nil
 }
@@ -117,7 +166,7 @@ func nameParam(q url.Values, field string) (string, error) {
 func idParam(q url.Values, field string) (string, error) {
 	s := q.Get(field)
 	if s != "" && !job.ValidID(s) {
-		return "", badField(field, "must be an ID")
+		return "", badParam(field, "must be an ID")
 	}
 	return s, nil
 }

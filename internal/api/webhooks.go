@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gantryhq/gantry/internal/auth"
+	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/wire"
 )
 
@@ -13,6 +14,9 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, p auth.Princ
 	var req wire.WebhookRequest
 	if err := decode(r, &req); err != nil {
 		return err
+	}
+	if req.URL == "" {
+		return badInput(&job.FieldError{Field: "url", Problem: "is required"})
 	}
 	tenant, err := tenantFor(p, req.Tenant, "")
 	if err != nil {

@@ -87,17 +87,20 @@ type Spec struct {
 }
 
 // FieldError says which field of a request is wrong and why. The API turns
-// it into a 400 problem naming the field.
+// it into a problem naming the field.
 type FieldError struct {
 	Field   string
 	Problem string
+	// TooLarge is set when the value is over a size limit (params over
+	// Limits.MaxParamsBytes): the API answers 413 rather than 422.
+	TooLarge bool
 }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Problem) }
 
 // Prefix returns a copy of e whose field is prefixed, e.g. "jobs[3]." + field.
 func (e *FieldError) Prefix(p string) *FieldError {
-	return &FieldError{Field: p + e.Field, Problem: e.Problem}
+	return &FieldError{Field: p + e.Field, Problem: e.Problem, TooLarge: e.TooLarge}
 }
 
 var (
@@ -149,7 +152,8 @@ func (s *Spec) Validate(now time.Time, l Limits) error {
 	case s.Priority < MinPriority || s.Priority > MaxPriority:
 		return bad("priority", "must be between %d and %d", MinPriority, MaxPriority)
 	case len(s.Params) > l.MaxParamsBytes:
-		return bad("params", "is %d bytes, more than the limit of %d", len(s.Params), l.MaxParamsBytes)
+		return &FieldError{Field: "params", TooLarge: true,
+			Problem: fmt.Sprintf("is %d bytes, more than the limit of %d", len(s.Params), l.MaxParamsBytes)}
 	case len(s.Params) > 0 && !json.Valid(s.Params):
 		return bad("params", "is not valid JSON")
 	case s.Package != "" && !pkgRe.MatchString(s.Package):

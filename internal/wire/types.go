@@ -29,6 +29,19 @@ type JobRequest struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
+// DecodeJob decodes a job body strictly (see [DecodeBytes]) into r and
+// checks that its required field, type, is present. Errors are
+// *[job.FieldError]s naming the field.
+func DecodeJob(data []byte, r *JobRequest) error {
+	if err := DecodeBytes(data, r); err != nil {
+		return err
+	}
+	if r.Type == "" {
+		return &job.FieldError{Field: "type", Problem: "is required"}
+	}
+	return nil
+}
+
 // Spec converts r to a job spec. It checks only what the conversion needs
 // (signs of durations, both run_at and delay_seconds); the engine validates
 // the rest.
@@ -110,13 +123,13 @@ type Job struct {
 	Queue           string            `json:"queue"`
 	Priority        int               `json:"priority"`
 	Params          json.RawMessage   `json:"params"`
-	Package         string            `json:"package,omitempty"`
-	BatchID         string            `json:"batch_id,omitempty"`
+	Package         string            `json:"package"`
+	BatchID         string            `json:"batch_id"`
 	RunAt           *Time             `json:"run_at"`
 	MaxAttempts     int               `json:"max_attempts"`
 	TimeoutSeconds  *float64          `json:"timeout_seconds"`
-	UniqueKey       string            `json:"unique_key,omitempty"`
-	SingletonKey    string            `json:"singleton_key,omitempty"`
+	UniqueKey       string            `json:"unique_key"`
+	SingletonKey    string            `json:"singleton_key"`
 	Tags            []string          `json:"tags"`
 	Metadata        map[string]string `json:"metadata"`
 	State           gantry.State      `json:"state"`

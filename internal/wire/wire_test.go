@@ -100,3 +100,46 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeJob(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		field string // "" for no error
+	}{
+		{`{"type":"t"}`, ""},
+		{`{"queue":"q"}`, "type"},
+		{`{"type":""}`, "type"},
+		{`null`, "type"},
+		{`{"type":"t","foo":1}`, "foo"},
+		{`{"type":"t","priority":"x"}`, "priority"},
+		{`"t"`, "body"},
+	} {
+		var r JobRequest
+		err := DecodeJob([]byte(tc.body), &r)
+		var fe *job.FieldError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("DecodeJob(%s) = %v, want nil", tc.body, err)
+		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+			t.Errorf("DecodeJob(%s) = %v, want a FieldError for %q", tc.body, err, tc.field)
+		}
+	}
+}
+
+// TestJobUnsetStringsPresent checks that the job object always has its
+// string members, "" when unset.
+func TestJobUnsetStringsPresent(t *testing.T) {
+	b, err := json.Marshal(FromJob(&job.Job{ID: "j", Type: "t"}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"name", "package", "batch_id", "unique_key", "singleton_key", "error", "worker_id"} {
+		if string(m[k]) != `""` {
+			t.Errorf("member %q = %s, want \"\" in %s", k, m[k], b)
+		}
+	}
+}
