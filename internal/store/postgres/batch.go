@@ -100,6 +100,8 @@ func (s *Store) countBatches(ctx context.Context, bs []*job.Batch) error {
 		b.Counts, b.Total = map[gantry.State]int{}, 0
 	}
 	rows, err := s.pool.Query(ctx, `SELECT batch_id, state, count(*) FROM jobs WHERE batch_id = ANY($1::text[]) AND batch_id <> ''
+		GROUP BY batch_id, state
+		UNION ALL SELECT batch_id, state, count(*) FROM jobs_done WHERE batch_id = ANY($1::text[]) AND batch_id <> ''
 		GROUP BY batch_id, state`, ids)
 	if err != nil {
 		return err
@@ -112,7 +114,7 @@ func (s *Store) countBatches(ctx context.Context, bs []*job.Batch) error {
 			return err
 		}
 		b := byID[id]
-		b.Counts[gantry.State(st)] = n
+		b.Counts[gantry.State(st)] += n
 		b.Total += n
 	}
 	return rows.Err()

@@ -72,15 +72,16 @@ func (s *Store) Retain(ctx context.Context, p *store.RetainParams) (store.Retain
 	err := s.write(ctx, "retain", func(t *ptx) error {
 		r = store.RetainResult{}
 		if !p.JobsBefore.IsZero() {
-			tag, err := t.exec(`DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
-				WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < $1 ORDER BY finished_at LIMIT $2
+			tag, err := t.exec(`DELETE FROM jobs_done WHERE id IN (SELECT id FROM jobs_done
+				WHERE finished_at < $1 ORDER BY finished_at LIMIT $2
 				FOR UPDATE SKIP LOCKED)`, t2i(p.JobsBefore), limit)
 			if err != nil {
 				return err
 			}
 			r.Jobs = int(tag.RowsAffected())
 			tag, err = t.exec(`DELETE FROM batches WHERE done AND finished_at < $1
-				AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)`, t2i(p.JobsBefore))
+				AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id AND jobs.batch_id <> '')
+				AND NOT EXISTS (SELECT 1 FROM jobs_done WHERE jobs_done.batch_id = batches.id AND jobs_done.batch_id <> '')`, t2i(p.JobsBefore))
 			if err != nil {
 				return err
 			}

@@ -11,17 +11,6 @@ import (
 	"github.com/gantryhq/gantry/internal/store"
 )
 
-// finishDirectSQL ends attempts whose outcome decides the state alone
-// (succeeded, canceled) in one statement, as compare-and-swaps on (id,
-// token, state), and returns what their events need.
-const finishDirectSQL = `UPDATE jobs SET
-	state = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
-	attempt_outcome = CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END,
-	result = u.result, error = u.error, finished_at = $1, worker_id = '', lease_expires_at = 0
-	FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS u(id, token, state, result, error)
-	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
-	RETURNING jobs.id::text, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker, jobs.state`
-
 // finishSelectSQL reads and locks the running jobs that failed outcomes name.
 const finishSelectSQL = `SELECT ` + jobCols + ` FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'running' ORDER BY jobs.id FOR UPDATE`
 
@@ -73,7 +62,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		}
 		var workers, batches []string
 		if len(dIDs) > 0 {
-			rows, err := t.query(finishDirectSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
+			rows, err := t.query(finishMoveSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
 			if err != nil {
 				return err
 			}
@@ -119,6 +108,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			if err := t.finishFailed(p, failedIDs, first, out, &workers, &batches); err != nil {
 				return err
 			}
+		}
+		if err := t.moveDone(endedByFailure(p.Outcomes, out)); err != nil {
+			return err
 		}
 		slices.Sort(batches)
 		for _, b := range batches {

@@ -190,7 +190,10 @@ func (s *Store) GetJob(ctx context.Context, tenant, id string) (*job.Job, error)
 	if !job.ValidID(id) {
 		return nil, fmt.Errorf("postgres: job %s: %w", id, store.ErrNotFound)
 	}
-	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColsWithAttempts+` FROM jobs WHERE id = $1 AND ($2 = '' OR tenant = $2)`, id, tenant), true)
+	// One statement, so one snapshot: a job moving to jobs_done meanwhile
+	// is seen in exactly one of the tables.
+	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColsWithAttempts+` FROM jobs WHERE id = $1 AND ($2 = '' OR tenant = $2)
+		UNION ALL SELECT `+jobColsWithAttempts+` FROM jobs_done WHERE id = $1 AND ($2 = '' OR tenant = $2) LIMIT 1`, id, tenant), true)
 	if isNoRows(err) {
 		return nil, fmt.Errorf("postgres: job %s: %w", id, store.ErrNotFound)
 	}
@@ -200,19 +203,11 @@ func (s *Store) GetJob(ctx context.Context, tenant, id string) (*job.Job, error)
 	return j, nil
 }
 
-// getJob reads a job inside the transaction and locks it.
+// getJob reads a job of either table inside the transaction and locks
+// it.
 func (t *ptx) getJob(tenant, id string) (*job.Job, error) {
-	if !job.ValidID(id) {
-		return nil, fmt.Errorf("postgres: job %s: %w", id, store.ErrNotFound)
-	}
-	j, err := scanJob(t.queryRow(`SELECT `+jobColsWithAttempts+` FROM jobs WHERE id = $1 AND ($2 = '' OR tenant = $2) FOR UPDATE`, id, tenant), true)
-	if isNoRows(err) {
-		return nil, fmt.Errorf("postgres: job %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return j, nil
+	j, _, err := t.getJobAnywhere(tenant, id)
+	return j, err
 }
 
 func encodeCursor(prefix, id string) string {
@@ -277,12 +272,26 @@ func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.J
 	if after != "" {
 		add("id < $?::uuid", after)
 	}
-	q := `SELECT ` + jobCols + ` FROM jobs`
+	// The newest of each table, merged: each side reads at most limit+1
+	// rows through its primary key (or an index its filters select). A
+	// state filter names one table: the other would be scanned for nothing.
+	cond := ""
 	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, limit+1)
-	q += " ORDER BY jobs.id DESC LIMIT $" + strconv.Itoa(len(args))
+	n := "$" + strconv.Itoa(len(args))
+	hot := `SELECT ` + jobCols + ` FROM jobs` + cond + ` ORDER BY jobs.id DESC LIMIT ` + n
+	done := `SELECT ` + jobCols + ` FROM jobs_done` + cond + ` ORDER BY jobs_done.id DESC LIMIT ` + n
+	var q string
+	switch {
+	case p.State == "":
+		q = `SELECT * FROM ((` + hot + `) UNION ALL (` + done + `)) AS j ORDER BY id::uuid DESC LIMIT ` + n
+	case p.State.Terminal():
+		q = done
+	default:
+		q = hot
+	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", s.wrap("list jobs", err)
@@ -310,14 +319,18 @@ func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.J
 // DeleteJob implements [store.Store].
 func (s *Store) DeleteJob(ctx context.Context, tenant, id string) error {
 	return s.write(ctx, "delete job", func(t *ptx) error {
-		j, err := t.getJob(tenant, id)
+		j, done, err := t.getJobAnywhere(tenant, id)
 		if err != nil {
 			return err
 		}
 		if !j.State.Terminal() {
 			return fmt.Errorf("postgres: job %s is %s: %w", id, j.State, store.ErrConflict)
 		}
-		_, err = t.exec(`DELETE FROM jobs WHERE id = $1`, id)
+		table := "jobs"
+		if done {
+			table = "jobs_done"
+		}
+		_, err = t.exec(`DELETE FROM `+table+` WHERE id = $1`, id)
 		return err
 	})
 }
@@ -356,6 +369,9 @@ func (t *ptx) cancel(j *job.Job, now time.Time) (*job.Job, error) {
 		return nil, err
 	}
 	j.State, j.FinishedAt = gantry.StateCanceled, now
+	if err := t.moveDone([]string{j.ID}); err != nil {
+		return nil, err
+	}
 	t.emit(job.EventFor(job.EventCanceled, j, now))
 	if err := t.terminal(j.BatchID, now); err != nil {
 		return nil, err
@@ -368,7 +384,7 @@ func (s *Store) RetryJob(ctx context.Context, tenant, id string, now time.Time) 
 	var out *job.Job
 	err := s.write(ctx, "retry job", func(t *ptx) error {
 		out = nil
-		j, err := t.getJob(tenant, id)
+		j, done, err := t.getJobAnywhere(tenant, id)
 		if err != nil {
 			return err
 		}
@@ -386,6 +402,12 @@ func (s *Store) RetryJob(ctx context.Context, tenant, id string, now time.Time) 
 			}
 			if taken {
 				return fmt.Errorf("postgres: job %s: another job holds unique key %q: %w", id, j.UniqueKey, store.ErrConflict)
+			}
+		}
+		if done {
+			// Back to the hot table, where the update below requeues it.
+			if _, err := t.exec(reviveSQL, id); err != nil {
+				return err
 			}
 		}
 		// The attempt that ended the job joins the attempts array.

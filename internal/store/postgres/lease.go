@@ -358,6 +358,11 @@ func (t *ptx) endAttempt(j *job.Job, now time.Time, state gantry.State, outcome,
 	}
 	j.State, j.Result, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, nil, errText, finished, "", time.Time{}
 	j.AttemptBase += base
+	if state.Terminal() {
+		if err := t.moveDone([]string{j.ID}); err != nil {
+			return false, err
+		}
+	}
 	t.emit(job.EventFor(kind, j, now))
 	if state == gantry.StateQueued {
 		t.jobsAvailable = true

@@ -88,11 +88,16 @@ func (l *listener) listen(ctx context.Context) error {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
-		return err
-	}
+	// The newest seq is read before LISTEN (so that LISTEN stays the
+	// session's last statement, which is how operators and tests find the
+	// listener in pg_stat_activity). A commit in between is not lost: the
+	// change reported below makes every waiter look for itself, and
+	// readers of the event log read up to its end, not up to c.LastSeq.
 	c := store.Change{JobsAvailable: true}
 	if err := conn.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'event_seq'`).Scan(&c.LastSeq); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
 		return err
 	}
 	l.s.changed(c)

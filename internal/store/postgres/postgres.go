@@ -8,6 +8,11 @@
 // transaction that hits a deadlock or a serialization failure is retried
 // whole.
 //
+// The hot jobs table holds only unfinished jobs: every transaction that
+// finishes jobs moves them to jobs_done before it commits (see done.go),
+// and RetryJob moves a job back, so the claim index and the table stay as
+// small as the backlog. Reads by id, lists and counts look at both tables.
+//
 // Events: each transaction that emits events ends by incrementing the
 // event_seq row of the counters table (UPDATE ... RETURNING) and inserting
 // its events as ONE event_chunks row keyed by its last sequence number. The
@@ -21,10 +26,12 @@
 // LeaseJobs call), so they grow strictly across restarts and processes.
 //
 // Change hints: after a local commit the OnChange callbacks run, and the
-// transaction also sends NOTIFY on the channel gantry_<schema> with a small
-// payload; a dedicated listener connection (reconnecting with backoff)
-// turns notifications from other processes into callbacks. NOTIFY is only
-// a hint: callers keep polling.
+// commit is announced to other processes by a NOTIFY on the channel
+// gantry_<schema> with a small payload, sent after the commit and
+// coalesced (see notifier: NOTIFY inside a transaction would serialize all
+// commits on a database-wide lock); a dedicated listener connection
+// (reconnecting with backoff) turns notifications from other processes
+// into callbacks. NOTIFY is only a hint: callers keep polling.
 //
 // Times are stored as Unix nanoseconds (0: none) and durations as
 // milliseconds, as in the SQLite store, so both engines behave alike.
@@ -96,6 +103,7 @@ type Store struct {
 	instance string          // tags this Store's own notifications
 	closed   atomic.Bool
 	listener *listener
+	notifier *notifier
 
 	mu     sync.Mutex
 	notify []func(store.Change)
@@ -196,6 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		channel: "gantry_" + cfg.Schema, instance: hex.EncodeToString(id[:]),
 	}
 	s.listener = startListener(s)
+	s.notifier = startNotifier(s)
 	return s, nil
 }
 
@@ -312,6 +321,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.listener.stop()
+	s.notifier.close()
 	s.pool.Close()
 	s.renew.Close()
 	return nil
@@ -437,11 +447,6 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 			return fmt.Errorf("write events: %w", err)
 		}
 	}
-	if t.jobsAvailable || last > 0 {
-		if _, err := t.exec(`SELECT pg_notify($1, $2)`, s.channel, encodeHint(s.instance, t.jobsAvailable, last)); err != nil {
-			return fmt.Errorf("notify: %w", err)
-		}
-	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
@@ -450,6 +455,7 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	}
 	if t.jobsAvailable || last > 0 {
 		s.changed(store.Change{JobsAvailable: t.jobsAvailable, LastSeq: last})
+		s.notifier.hint(t.jobsAvailable, last)
 	}
 	return nil
 }

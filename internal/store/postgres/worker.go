@@ -257,7 +257,8 @@ func (s *Store) listQueues(ctx context.Context, tenant, name string) ([]*job.Que
 		return nil, s.wrap("list queues", err)
 	}
 	for _, q := range out {
-		crows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM jobs WHERE tenant = $1 AND queue = $2 GROUP BY state`, q.Tenant, q.Name)
+		crows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM jobs WHERE tenant = $1 AND queue = $2 GROUP BY state
+			UNION ALL SELECT state, count(*) FROM jobs_done WHERE tenant = $1 AND queue = $2 GROUP BY state`, q.Tenant, q.Name)
 		if err != nil {
 			return nil, s.wrap("list queues", err)
 		}
@@ -268,7 +269,7 @@ func (s *Store) listQueues(ctx context.Context, tenant, name string) ([]*job.Que
 				crows.Close()
 				return nil, s.wrap("list queues", err)
 			}
-			q.Counts[gantry.State(st)] = n
+			q.Counts[gantry.State(st)] += n
 		}
 		crows.Close()
 		if err := crows.Err(); err != nil {
