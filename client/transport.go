@@ -74,8 +74,10 @@ func (t *transport) Lease(ctx context.Context, workerID string, max int, wait ti
 			if j.Lease == nil || j.Lease.Token == 0 {
 				return worker.LeaseResult{}, fmt.Errorf("client: lease: job %s came without a lease token", j.ID)
 			}
-			// Zero takes the worker's registered TTL.
-			res.Leases[i] = worker.Lease{Job: handlerJob(j), Token: j.Lease.Token, TTL: seconds(j.Lease.TTLSeconds)}
+			// Zero takes the worker's registered TTL. The lease began
+			// waited_seconds after the server got the request.
+			res.Leases[i] = worker.Lease{Job: handlerJob(j), Token: j.Lease.Token,
+				TTL: seconds(j.Lease.TTLSeconds), Waited: seconds(w.WaitedSeconds)}
 		}
 	}
 	return res, nil

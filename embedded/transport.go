@@ -42,7 +42,7 @@ func (t *transport) Lease(ctx context.Context, workerID string, max int, wait ti
 	if len(res.Jobs) > 0 {
 		out.Leases = make([]worker.Lease, len(res.Jobs))
 		for i, j := range res.Jobs {
-			out.Leases[i] = worker.Lease{Job: j.Handler(), Token: j.Token, TTL: res.TTL}
+			out.Leases[i] = worker.Lease{Job: j.Handler(), Token: j.Token, TTL: res.TTL, Waited: res.Waited}
 		}
 	}
 	return out, nil

@@ -253,6 +253,17 @@ func TestPostgresServerCrash(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			rows, _ := pgConn(t, dbURL).Query(t.Context(), `SELECT id::text, worker_id, token, lease_expires_at, lease_ttl_ms, attempt, (extract(epoch from now())*1e9)::bigint, attempts::text, attempt_base FROM "`+schema+`".jobs WHERE state = 'running'`)
+			for rows != nil && rows.Next() {
+				var id, w string
+				var tok, exp, ttl, now int64
+				var att int
+				var atts string
+				var base int
+				rows.Scan(&id, &w, &tok, &exp, &ttl, &att, &now, &atts, &base)
+				t.Logf("attempts base %d: %s", base, atts)
+				t.Logf("stuck: %s worker %s token %d expires in %v ttl %dms attempt %d", id, w, tok, time.Duration(exp-now), ttl, att)
+			}
 			t.Fatalf("batch after 45s: %+v, %v; want %d succeeded\nserver A:\n%s", b, err, total, srvA.output)
 		}
 		time.Sleep(50 * time.Millisecond)

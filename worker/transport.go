@@ -49,11 +49,16 @@ type Registered struct {
 }
 
 // Lease is one leased job. Its lease is valid for TTL counted from when the
-// lease request was sent (never from a server timestamp).
+// lease request was sent plus Waited (never from a server timestamp).
 type Lease struct {
 	Job   gantry.Job
 	Token int64
 	TTL   time.Duration
+	// Waited is how long the server held the request (long poll) before
+	// granting the lease: the lease started that much after the request
+	// was sent, so a lease granted late in a long wait is not taken for
+	// expired on arrival. Renewals count from their own sending.
+	Waited time.Duration
 }
 
 // LeaseResult is the answer to [Transport.Lease].

@@ -494,7 +494,7 @@ func (w *Worker) start(jobsCtx context.Context, leases []Lease, sent time.Time) 
 		if r.ttl <= 0 {
 			r.ttl = w.ttl
 		}
-		r.until = sent.Add(trustWindow(r.ttl))
+		r.until = sent.Add(l.Waited + trustWindow(r.ttl))
 		r.job = l.Job.WithProgress(r.progress)
 		r.ctx, r.cancel = context.WithCancelCause(jobsCtx)
 		w.running[r] = struct{}{}

@@ -119,7 +119,7 @@ func (a *API) lease(w http.ResponseWriter, r *http.Request, p auth.Principal) er
 		}
 		return err
 	}
-	out := wire.LeaseResponse{Jobs: make([]wire.Job, len(res.Jobs)), Drain: res.Drain}
+	out := wire.LeaseResponse{Jobs: make([]wire.Job, len(res.Jobs)), Drain: res.Drain, WaitedSeconds: wire.S(res.Waited)}
 	for i, j := range res.Jobs {
 		out.Jobs[i] = wire.FromJob(j, false)
 		out.Jobs[i].Lease = &wire.Lease{Token: j.Token, ExpiresAt: wire.T(j.LeaseExpiresAt), TTLSeconds: wire.S(res.TTL)}

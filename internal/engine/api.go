@@ -23,9 +23,15 @@ type BatchSpec struct {
 
 // LeaseResult is the answer to [Engine.Lease].
 type LeaseResult struct {
-	Jobs  []*job.Job
-	TTL   time.Duration
-	Drain bool
+	Jobs []*job.Job
+	TTL  time.Duration
+	// Waited is how long the call waited (long poll) before the leases
+	// were granted, measured on this process's monotonic clock. A worker
+	// counts its leases' trust window from when it sent the request plus
+	// Waited: counting from the send alone would make a lease granted
+	// after a long wait look expired on arrival (RELIABILITY.md rule 3).
+	Waited time.Duration
+	Drain  bool
 }
 
 // HeartbeatResult is the answer to [Engine.Heartbeat].

@@ -92,6 +92,7 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 	if err != nil {
 		return LeaseResult{}, err
 	}
+	start := time.Now() // monotonic: Waited is a duration, never compared across clocks
 	res := LeaseResult{TTL: w.LeaseTTL}
 	n = min(MaxLease, max(n, 1))
 	if w.Capacity > 0 {
@@ -120,6 +121,7 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 		}
 		hint := e.hintChan()
 		now := e.now()
+		res.Waited = time.Since(start)
 		jobs, err := e.st.LeaseJobs(ctx, &store.LeaseJobsParams{
 			Now: now, WorkerID: w.ID, Tenant: w.Tenant, Queues: w.Queues, Types: w.Types,
 			Max: n, TTL: w.LeaseTTL,

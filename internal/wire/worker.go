@@ -74,6 +74,11 @@ type LeaseRequest struct {
 type LeaseResponse struct {
 	Jobs  []Job `json:"jobs"`
 	Drain bool  `json:"drain"`
+	// WaitedSeconds is how long the server held the request (long poll)
+	// before granting the leases. A worker counts a lease's ttl_seconds
+	// from when it sent the request plus this wait; counting from the send
+	// alone would make a lease granted after a long wait look expired.
+	WaitedSeconds float64 `json:"waited_seconds"`
 }
 
 // HeartbeatLease is one lease in a heartbeat.
