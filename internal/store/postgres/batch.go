@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,26 +10,12 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
-const batchCols = `id, tenant, name, created_at, closed, done, finished_at, on_complete, on_complete_job_id`
+const batchCols = rowscan.BatchCols
 
-func scanBatch(r scanner) (*job.Batch, error) {
-	var b job.Batch
-	var created, finished int64
-	var onComplete string
-	if err := r.Scan(&b.ID, &b.Tenant, &b.Name, &created, &b.Closed, &b.Done, &finished, &onComplete, &b.OnCompleteJobID); err != nil {
-		return nil, err
-	}
-	b.CreatedAt, b.FinishedAt = i2t(created), i2t(finished)
-	if onComplete != "" {
-		b.OnComplete = new(job.Spec)
-		if err := json.Unmarshal([]byte(onComplete), b.OnComplete); err != nil {
-			return nil, err
-		}
-	}
-	return &b, nil
-}
+var scanBatch = rowscan.Batch
 
 func (t *ptx) insertBatch(b *job.Batch) error {
 	onComplete := ""

@@ -14,6 +14,7 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // insertJobsSQL inserts many jobs in one statement, one array per column.
@@ -135,7 +136,7 @@ func (t *ptx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult, 
 		c.ids, c.tenants, c.types, c.names, c.queues = append(c.ids, j.ID), append(c.tenants, j.Tenant), append(c.types, j.Type), append(c.names, j.Name), append(c.queues, j.Queue)
 		c.prios, c.params, c.pkgs, c.batches = append(c.prios, int16(j.Priority)), append(c.params, nullBytes(j.Params)), append(c.pkgs, j.Package), append(c.batches, j.BatchID)
 		c.runAts, c.maxAtt, c.timeouts = append(c.runAts, t2i(j.RunAt)), append(c.maxAtt, int32(j.MaxAttempts)), append(c.timeouts, j.Timeout.Milliseconds())
-		c.ukeys, c.skeys, c.tags, c.metas = append(c.ukeys, j.UniqueKey), append(c.skeys, j.SingletonKey), append(c.tags, jsonOrEmpty(j.Tags)), append(c.metas, jsonMapOrEmpty(j.Metadata))
+		c.ukeys, c.skeys, c.tags, c.metas = append(c.ukeys, j.UniqueKey), append(c.skeys, j.SingletonKey), append(c.tags, rowscan.JSONSlice(j.Tags)), append(c.metas, rowscan.JSONMap(j.Metadata))
 		c.states, c.created = append(c.states, string(j.State)), append(c.created, t2i(j.CreatedAt))
 		tq := tenantQueue{j.Tenant, j.Queue}
 		if _, ok := t.s.queues.Load(tq); !ok && !slices.Contains(newQueues, tq) {

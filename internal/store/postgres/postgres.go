@@ -62,6 +62,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 //go:embed migrations/*.sql
@@ -482,18 +483,10 @@ func decodeHint(payload string) (instance string, c store.Change, ok bool) {
 	return f[0], store.Change{JobsAvailable: f[1] == "1", LastSeq: seq}, true
 }
 
-func t2i(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func i2t(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// t2i and i2t encode times as the stores keep them (see rowscan).
+var (
+	t2i = rowscan.Nanos
+	i2t = rowscan.Time
+)

@@ -82,22 +82,8 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 }
 
 // jsonOrEmpty encodes v, or "" for an empty slice.
-func jsonOrEmpty[T any](v []T) string {
-	if len(v) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
 
 // jsonMapOrEmpty encodes m, or "" for an empty map.
-func jsonMapOrEmpty(m map[string]string) string {
-	if len(m) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
 
 // nullBytes returns b, or nil (NULL) when it is empty.
 func nullBytes(b []byte) []byte {

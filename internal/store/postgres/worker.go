@@ -2,38 +2,18 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
-const workerCols = `id, tenant, name, host, types, queues, capacity, labels, lease_ttl_ms, state, created_at, last_seen, last_active_at, drained_at`
+const workerCols = rowscan.WorkerCols
 
-func scanWorker(r scanner) (*job.Worker, error) {
-	var w job.Worker
-	var types, queues, labels string
-	var ttl, created, seen, active, drained int64
-	if err := r.Scan(&w.ID, &w.Tenant, &w.Name, &w.Host, &types, &queues, &w.Capacity, &labels, &ttl, &w.State, &created, &seen, &active, &drained); err != nil {
-		return nil, err
-	}
-	for _, f := range []struct {
-		s string
-		v any
-	}{{types, &w.Types}, {queues, &w.Queues}, {labels, &w.Labels}} {
-		if f.s != "" {
-			if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	w.LeaseTTL = time.Duration(ttl) * time.Millisecond
-	w.CreatedAt, w.LastSeen, w.IdleSince, w.DrainedAt = i2t(created), i2t(seen), i2t(active), i2t(drained)
-	return &w, nil
-}
+var scanWorker = rowscan.Worker
 
 // RegisterWorker implements [store.Store].
 func (s *Store) RegisterWorker(ctx context.Context, w *job.Worker) error {
@@ -46,8 +26,8 @@ func (s *Store) RegisterWorker(ctx context.Context, w *job.Worker) error {
 	}
 	return s.write(ctx, "register worker", func(t *ptx) error {
 		_, err := t.exec(`INSERT INTO workers (`+workerCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			w.ID, w.Tenant, w.Name, w.Host, jsonOrEmpty(w.Types), jsonOrEmpty(w.Queues), w.Capacity,
-			jsonMapOrEmpty(w.Labels), w.LeaseTTL.Milliseconds(), w.State, t2i(w.CreatedAt), t2i(seen), t2i(seen), int64(0))
+			w.ID, w.Tenant, w.Name, w.Host, rowscan.JSONSlice(w.Types), rowscan.JSONSlice(w.Queues), w.Capacity,
+			rowscan.JSONMap(w.Labels), w.LeaseTTL.Milliseconds(), w.State, t2i(w.CreatedAt), t2i(seen), t2i(seen), int64(0))
 		return err
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 const insertJobSQL = `INSERT INTO jobs (id, tenant, type, name, queue, priority, params, package,
@@ -103,7 +104,7 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 		}
 		tx.pending = append(tx.pending, j.ID, j.Tenant, j.Type, j.Name, j.Queue, j.Priority,
 			nullBytes(j.Params), j.Package, j.BatchID, t2i(j.RunAt), j.MaxAttempts, j.Timeout.Milliseconds(),
-			j.UniqueKey, j.SingletonKey, jsonOrEmpty(j.Tags), jsonMapOrEmpty(j.Metadata), string(j.State), t2i(j.CreatedAt))
+			j.UniqueKey, j.SingletonKey, rowscan.JSONSlice(j.Tags), rowscan.JSONMap(j.Metadata), string(j.State), t2i(j.CreatedAt))
 		if len(tx.pending) == insertChunk*insertCols {
 			if err := tx.flushInserts(); err != nil {
 				return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 type candidate struct {
@@ -622,7 +623,7 @@ func scanLeased(r scanner, rowid *int64) (*job.Job, error) {
 	}
 	j.RunAt, j.CreatedAt = i2t(runAt), i2t(created)
 	j.Timeout = time.Duration(timeout) * time.Millisecond
-	if err := unmarshalTagsMeta(&j, tags, meta); err != nil {
+	if err := rowscan.TagsMeta(&j, tags, meta); err != nil {
 		return nil, err
 	}
 	return &j, nil

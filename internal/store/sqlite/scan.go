@@ -6,6 +6,7 @@ import (
 
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // jobCols are the columns scanJob reads, in order.
@@ -47,7 +48,7 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 	j.Timeout = time.Duration(timeout) * time.Millisecond
 	j.LeaseTTL = time.Duration(ttl) * time.Millisecond
 	j.State = gantry.State(state)
-	if err := unmarshalTagsMeta(&j, tags, meta); err != nil {
+	if err := rowscan.TagsMeta(&j, tags, meta); err != nil {
 		return nil, err
 	}
 	if withAttempts {
@@ -64,21 +65,6 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 }
 
 // jsonOrEmpty encodes v, or "" for an empty slice or map.
-func jsonOrEmpty[T any](v []T) string {
-	if len(v) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-func jsonMapOrEmpty(m map[string]string) string {
-	if len(m) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
 
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
@@ -106,19 +92,4 @@ func attemptJSON(j *job.Job, worker string, finished time.Time, outcome, errText
 	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token,
 		StartedAt: j.StartedAt, FinishedAt: finished, Outcome: outcome, Error: errText})
 	return string(b)
-}
-
-// unmarshalTagsMeta decodes the tags and metadata columns into j.
-func unmarshalTagsMeta(j *job.Job, tags, meta string) error {
-	if tags != "" {
-		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
-			return err
-		}
-	}
-	if meta != "" {
-		if err := json.Unmarshal([]byte(meta), &j.Metadata); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 const webhookCols = `id, tenant, url, kinds, batch_id, secret, created_at, cursor, last_delivered_at, last_error, failures`
@@ -31,7 +32,7 @@ func scanWebhook(r scanner) (*job.Webhook, error) {
 func (s *Store) InsertWebhook(ctx context.Context, w *job.Webhook) error {
 	return s.w.do(ctx, func(tx *wtx) error {
 		_, err := tx.w.exec(`INSERT INTO webhooks (`+webhookCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.ID, w.Tenant, w.URL, jsonOrEmpty(w.Kinds), w.BatchID, w.Secret, t2i(w.CreatedAt), w.Cursor,
+			w.ID, w.Tenant, w.URL, rowscan.JSONSlice(w.Kinds), w.BatchID, w.Secret, t2i(w.CreatedAt), w.Cursor,
 			t2i(w.LastDeliveredAt), w.LastError, w.Failures)
 		if err != nil {
 			return unavailable("insert webhook", err)

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // op is one call waiting for the writer.
@@ -362,18 +362,10 @@ func (tx *wtx) noteQueue(tenant, queue string) error {
 	return nil
 }
 
-func t2i(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func i2t(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 var errStop = errors.New("stop")
+
+// t2i and i2t encode times as the stores keep them (see rowscan).
+var (
+	t2i = rowscan.Nanos
+	i2t = rowscan.Time
+)
