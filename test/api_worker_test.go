@@ -212,7 +212,8 @@ func TestAPIWorkerProtocol(t *testing.T) {
 		{"/v1/workers/" + w + "/lease", map[string]any{"max": "1"}, http.StatusBadRequest, "max"},
 		{"/v1/workers/" + w + "/heartbeat", map[string]any{"leases": []any{map[string]any{"job_id": j.ID, "token": 1, "progress": map[string]any{"percent": 101}}}}, invalid, "leases[0].progress.percent"},
 		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": 1, "outcome": "done"}}}, invalid, "outcomes[0].outcome"},
-		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": "1", "outcome": "succeeded"}}}, http.StatusBadRequest, "outcomes.token"},
+		{"/v1/workers/" + w + "/report", map[string]any{"outcomes": []any{map[string]any{"job_id": j.ID, "token": "1", "outcome": "succeeded"}}}, http.StatusBadRequest, "outcomes[0].token"},
+		{"/v1/workers/" + w + "/heartbeat", map[string]any{"leases": []any{map[string]any{"job_id": j.ID, "token": 1}, map[string]any{"job_id": j.ID, "tokn": 1}}}, http.StatusBadRequest, "leases[1].tokn"},
 		{"/v1/jobs/" + j.ID + "/fail", map[string]any{"token": 1, "retry_after_seconds": -1}, invalid, "retry_after_seconds"},
 		{"/v1/jobs/" + j.ID + "/heartbeat", map[string]any{"token": 1, "progress": map[string]any{"percent": 101}}, invalid, "progress.percent"},
 	}

@@ -172,3 +172,14 @@ func idParam(q url.Values, field string) (string, error) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// decodeItems decodes each element of a list strictly into out (of the
+// same length), naming a bad element's index: "outcomes[2].token".
+func decodeItems[T any](raws []json.RawMessage, field string, out []T) error {
+	for i, raw := range raws {
+		if err := decodeErr(wire.DecodeBytes(raw, &out[i]), fmt.Sprintf("%s[%d].", field, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

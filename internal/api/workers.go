@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -134,9 +135,17 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil {
 		return err
 	}
-	var req wire.HeartbeatRequest
-	if err := decode(r, &req); err != nil {
+	var raw struct {
+		Leases []json.RawMessage `json:"leases"`
+	}
+	if err := decode(r, &raw); err != nil {
 		return err
+	}
+	req := wire.HeartbeatRequest{Leases: make([]wire.HeartbeatLease, len(raw.Leases))}
+	if len(raw.Leases) <= a.lim.MaxBatch {
+		if err := decodeItems(raw.Leases, "leases", req.Leases); err != nil {
+			return err
+		}
 	}
 	if len(req.Leases) > a.lim.MaxBatch {
 		return &apiError{status: http.StatusUnprocessableEntity, field: "leases",
@@ -176,9 +185,17 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	if err != nil {
 		return err
 	}
-	var req wire.ReportRequest
-	if err := decode(r, &req); err != nil {
+	var raw struct {
+		Outcomes []json.RawMessage `json:"outcomes"`
+	}
+	if err := decode(r, &raw); err != nil {
 		return err
+	}
+	req := wire.ReportRequest{Outcomes: make([]wire.Outcome, len(raw.Outcomes))}
+	if len(raw.Outcomes) <= a.lim.MaxBatch {
+		if err := decodeItems(raw.Outcomes, "outcomes", req.Outcomes); err != nil {
+			return err
+		}
 	}
 	if len(req.Outcomes) > a.lim.MaxBatch {
 		return &apiError{status: http.StatusUnprocessableEntity, field: "outcomes",
@@ -192,9 +209,10 @@ func (a *API) report(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 		outs[i] = store.Outcome{JobID: o.JobID, Token: o.Token, Outcome: o.Outcome, Result: rawOrNil(o.Result),
 			Error: o.Error, Retryable: o.RetryableOr(true), RetryAfter: o.RetryAfter()}
 	}
-	// The engine records outcomes by lease token alone; a worker it does
-	// not know (removed, or pruned after it was lost) is told so, so that
-	// it registers again. A heartbeat of no lease checks that cheaply.
+	// A worker the engine does not know (removed, or pruned after it was
+	// lost) is told so, so that it registers again; a heartbeat of no
+	// lease checks that cheaply. The store then accepts only outcomes of
+	// leases this worker holds.
 	if _, err := a.eng.Heartbeat(r.Context(), id, nil); err != nil {
 		return err
 	}
