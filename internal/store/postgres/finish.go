@@ -9,6 +9,7 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // finishSelectSQL reads and locks the running jobs that failed outcomes name.
@@ -165,7 +166,7 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 				*batches = append(*batches, j.BatchID)
 			}
 		}
-		aj, aOutcome := endedAttempt(j, state, p.Now, o.Outcome, o.Error)
+		aj, aOutcome := rowscan.EndedAttempt(j, state, p.Now, o.Outcome, o.Error)
 		uIDs, uTokens, uStates, uErrors = append(uIDs, j.ID), append(uTokens, j.Token), append(uStates, string(state)), append(uErrors, o.Error)
 		uFinished, uRunAt, uOutcomes, uAJ = append(uFinished, t2i(finished)), append(uRunAt, t2i(runAt)), append(uOutcomes, aOutcome), append(uAJ, aj)
 		*workers = append(*workers, j.WorkerID)

@@ -12,6 +12,7 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 type candidate struct {
@@ -347,7 +348,7 @@ func (t *ptx) endAttempt(j *job.Job, now time.Time, state gantry.State, outcome,
 	if giveBack {
 		base = 1
 	}
-	aj, aOutcome := endedAttempt(j, state, now, outcome, errText)
+	aj, aOutcome := rowscan.EndedAttempt(j, state, now, outcome, errText)
 	tag, err := t.exec(endAttemptSQL, string(state), []byte(nil), errText, t2i(finished), int64(0),
 		aj, aOutcome, base, j.ID, j.Token)
 	if err != nil {
@@ -373,14 +374,4 @@ func (t *ptx) endAttempt(j *job.Job, now time.Time, state gantry.State, outcome,
 		}
 	}
 	return true, nil
-}
-
-// endedAttempt returns how an attempt ending with outcome is recorded: as
-// JSON to append to the attempts array when the job will run again, or as
-// the row's attempt outcome when it ends the job.
-func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errText string) (aj, aOutcome string) {
-	if state.Terminal() {
-		return "", outcome
-	}
-	return attemptJSON(j, j.WorkerID, now, outcome, errText), ""
 }

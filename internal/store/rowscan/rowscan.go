@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 )
 
@@ -108,4 +109,37 @@ func Batch(r Scanner) (*job.Batch, error) {
 		}
 	}
 	return &b, nil
+}
+
+// The attempt history is kept in two parts: the attempts that the job ran
+// again after are a JSON array column; the latest attempt lives in the
+// row's own columns (attempt, worker, token, start, and — once it ended the
+// job — its outcome, error and finish), so the hot path writes no JSON.
+
+// LatestAttempt describes the job's latest attempt from its columns, when
+// it is not in the attempts array: while it runs, and after it ended the
+// job (outcome set).
+func LatestAttempt(j *job.Job, worker, outcome string) (job.Attempt, bool) {
+	a := job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token, StartedAt: j.StartedAt}
+	switch {
+	case j.State == gantry.StateRunning:
+		return a, true
+	case outcome != "":
+		a.FinishedAt, a.Outcome, a.Error = j.FinishedAt, outcome, j.Error
+		return a, true
+	}
+	return a, false
+}
+
+// EndedAttempt returns how running job j's attempt, ending now with
+// outcome and the job going to state, is recorded: as JSON to append to
+// the attempts array when the job will run again, or as the row's attempt
+// outcome when it ends the job.
+func EndedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errText string) (appendJSON, rowOutcome string) {
+	if state.Terminal() {
+		return "", outcome
+	}
+	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: j.WorkerID, Token: j.Token,
+		StartedAt: j.StartedAt, FinishedAt: now, Outcome: outcome, Error: errText})
+	return string(b), ""
 }

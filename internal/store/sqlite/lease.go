@@ -260,7 +260,7 @@ func (tx *wtx) endAttempt(rowid int64, j *job.Job, now time.Time, state gantry.S
 	if giveBack {
 		base = 1
 	}
-	aj, aOutcome := endedAttempt(j, state, now, outcome, errText)
+	aj, aOutcome := rowscan.EndedAttempt(j, state, now, outcome, errText)
 	res, err := tx.w.exec(endAttemptSQL, string(state), nullBytes(result), errText, t2i(finished), t2i(runAt),
 		aj, aOutcome, base, rowid, j.Token)
 	if err != nil {
@@ -302,16 +302,6 @@ const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = u.result, err
 		value->>4 AS error, value->>5 AS finished_at, value->>6 AS run_at, value->>7 AS outcome, value->>8 AS aj
 		FROM json_each(?)) AS u
 	WHERE jobs.rowid = u.rid AND jobs.token = u.token AND jobs.state = 'running'`
-
-// endedAttempt returns how an attempt ending with outcome is recorded: as
-// JSON to append to the attempts array when the job will run again, or as
-// the row's attempt outcome when it ends the job.
-func endedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errText string) (aj, aOutcome string) {
-	if state.Terminal() {
-		return "", outcome
-	}
-	return attemptJSON(j, j.WorkerID, now, outcome, errText), ""
-}
 
 // finishDirectSQL ends attempts whose outcome decides the state alone
 // (succeeded, canceled) in one statement, as compare-and-swaps on (id,
@@ -424,7 +414,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 					batches = append(batches, j.BatchID)
 				}
 			}
-			aj, aOutcome := endedAttempt(j, state, p.Now, o.Outcome, o.Error)
+			aj, aOutcome := rowscan.EndedAttempt(j, state, p.Now, o.Outcome, o.Error)
 			updates = append(updates, []any{r.rowid, j.Token, state, string(j.Result), o.Error, t2i(finished), t2i(runAt), aOutcome, aj})
 			workers[j.WorkerID] = true
 			j.State, j.Error, j.FinishedAt, j.WorkerID, j.LeaseExpiresAt = state, o.Error, finished, "", time.Time{}

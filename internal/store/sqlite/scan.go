@@ -57,7 +57,7 @@ func scanJob(r scanner, withAttempts bool) (*job.Job, error) {
 				return nil, err
 			}
 		}
-		if a, ok := latestAttempt(&j, aWorker, aOutcome); ok {
+		if a, ok := rowscan.LatestAttempt(&j, aWorker, aOutcome); ok {
 			j.Attempts = append(j.Attempts, a)
 		}
 	}
@@ -71,25 +71,4 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return []byte(b)
-}
-
-// latestAttempt describes the job's latest attempt from its columns, when
-// it is not in the attempts JSON: while it runs, and after it ended the job.
-func latestAttempt(j *job.Job, worker, outcome string) (job.Attempt, bool) {
-	a := job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token, StartedAt: j.StartedAt}
-	switch {
-	case j.State == gantry.StateRunning:
-		return a, true
-	case outcome != "":
-		a.FinishedAt, a.Outcome, a.Error = j.FinishedAt, outcome, j.Error
-		return a, true
-	}
-	return a, false
-}
-
-// attemptJSON encodes an ended attempt for the attempts array.
-func attemptJSON(j *job.Job, worker string, finished time.Time, outcome, errText string) string {
-	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: worker, Token: j.Token,
-		StartedAt: j.StartedAt, FinishedAt: finished, Outcome: outcome, Error: errText})
-	return string(b)
 }
