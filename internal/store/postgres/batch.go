@@ -128,11 +128,11 @@ func (s *Store) ListBatches(ctx context.Context, p *store.ListBatchesParams) ([]
 	if err := s.checkOpen(); err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(p.Cursor, "b:")
+	after, err := rowscan.ParseCursor(p.Cursor, "b:")
 	if err != nil {
 		return nil, "", err
 	}
-	limit := clampLimit(p.Limit)
+	limit := rowscan.PageSize(p.Limit)
 	var where []string
 	var args []any
 	if p.Tenant != "" {
@@ -169,7 +169,7 @@ func (s *Store) ListBatches(ctx context.Context, p *store.ListBatchesParams) ([]
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
-		next = encodeCursor("b:", out[limit-1].ID)
+		next = rowscan.Cursor("b:", out[limit-1].ID)
 	}
 	if err := s.countBatches(ctx, out); err != nil {
 		return nil, "", s.wrap("list batches", err)

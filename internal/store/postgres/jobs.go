@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -211,41 +210,19 @@ func (t *ptx) getJob(tenant, id string) (*job.Job, error) {
 	return j, err
 }
 
-func encodeCursor(prefix, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(prefix + id))
-}
-
-func decodeCursor(c, prefix string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), prefix) {
-		return "", fmt.Errorf("postgres: bad cursor: %w", store.ErrInvalidCursor)
-	}
-	return strings.TrimPrefix(string(b), prefix), nil
-}
-
-func clampLimit(n int) int {
-	if n <= 0 {
-		return 50
-	}
-	return min(n, 1000)
-}
-
 // ListJobs implements [store.Store].
 func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.Job, string, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(p.Cursor, "j:")
+	after, err := rowscan.ParseCursor(p.Cursor, "j:")
 	if err != nil {
 		return nil, "", err
 	}
 	if after != "" && !job.ValidID(after) {
 		return nil, "", fmt.Errorf("postgres: bad cursor: %w", store.ErrInvalidCursor)
 	}
-	limit := clampLimit(p.Limit)
+	limit := rowscan.PageSize(p.Limit)
 	var where []string
 	var args []any
 	add := func(cond string, a any) {
@@ -312,7 +289,7 @@ func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.J
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
-		next = encodeCursor("j:", out[limit-1].ID)
+		next = rowscan.Cursor("j:", out[limit-1].ID)
 	}
 	return out, next, nil
 }

@@ -6,11 +6,15 @@
 package rowscan
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
+	"github.com/gantryhq/gantry/internal/store"
 )
 
 // Scanner is a row: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows all are.
@@ -142,4 +146,31 @@ func EndedAttempt(j *job.Job, state gantry.State, now time.Time, outcome, errTex
 	b, _ := json.Marshal(job.Attempt{Attempt: j.Attempt, WorkerID: j.WorkerID, Token: j.Token,
 		StartedAt: j.StartedAt, FinishedAt: now, Outcome: outcome, Error: errText})
 	return string(b), ""
+}
+
+// Cursor makes the opaque page cursor that resumes a list after id; prefix
+// tells lists apart ("j:" jobs, "b:" batches).
+func Cursor(prefix, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(prefix + id))
+}
+
+// ParseCursor returns the id a cursor made by [Cursor] with prefix resumes
+// after ("" for no cursor), or an error wrapping store.ErrInvalidCursor.
+func ParseCursor(c, prefix string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(b), prefix) {
+		return "", fmt.Errorf("store: bad cursor: %w", store.ErrInvalidCursor)
+	}
+	return strings.TrimPrefix(string(b), prefix), nil
+}
+
+// PageSize clamps a list's limit: 50 when unset, at most 1000.
+func PageSize(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, 1000)
 }

@@ -120,11 +120,11 @@ func (s *Store) ListBatches(ctx context.Context, p *store.ListBatchesParams) ([]
 	if err := s.checkOpen(); err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(p.Cursor, "b:")
+	after, err := rowscan.ParseCursor(p.Cursor, "b:")
 	if err != nil {
 		return nil, "", err
 	}
-	limit := clampLimit(p.Limit)
+	limit := rowscan.PageSize(p.Limit)
 	var where []string
 	var args []any
 	if p.Tenant != "" {
@@ -158,7 +158,7 @@ func (s *Store) ListBatches(ctx context.Context, p *store.ListBatchesParams) ([]
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
-		next = base64Cursor("b:", out[limit-1].ID)
+		next = rowscan.Cursor("b:", out[limit-1].ID)
 	}
 	for _, b := range out {
 		if err := countBatch(ctx, s.rdb, b); err != nil {
@@ -218,8 +218,4 @@ func (s *Store) closeBatch(ctx context.Context, tenant, id string, now time.Time
 		return nil, err
 	}
 	return s.GetBatch(ctx, tenant, id)
-}
-
-func base64Cursor(prefix, id string) string {
-	return encodeCursorPrefix(prefix, id)
 }

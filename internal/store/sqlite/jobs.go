@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,40 +178,16 @@ func (tx *wtx) getJob(tenant, id string) (*job.Job, error) {
 	return j, nil
 }
 
-func encodeCursor(id string) string { return encodeCursorPrefix("j:", id) }
-
-func encodeCursorPrefix(prefix, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(prefix + id))
-}
-
-func decodeCursor(c, prefix string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), prefix) {
-		return "", fmt.Errorf("sqlite: bad cursor: %w", store.ErrInvalidCursor)
-	}
-	return strings.TrimPrefix(string(b), prefix), nil
-}
-
-func clampLimit(n int) int {
-	if n <= 0 {
-		return 50
-	}
-	return min(n, 1000)
-}
-
 // ListJobs implements [store.Store].
 func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.Job, string, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(p.Cursor, "j:")
+	after, err := rowscan.ParseCursor(p.Cursor, "j:")
 	if err != nil {
 		return nil, "", err
 	}
-	limit := clampLimit(p.Limit)
+	limit := rowscan.PageSize(p.Limit)
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
@@ -262,7 +237,7 @@ func (s *Store) ListJobs(ctx context.Context, p *store.ListJobsParams) ([]*job.J
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
-		next = encodeCursor(out[limit-1].ID)
+		next = rowscan.Cursor("j:", out[limit-1].ID)
 	}
 	return out, next, nil
 }
