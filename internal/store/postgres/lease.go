@@ -246,6 +246,15 @@ func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.
 	return out, nil
 }
 
+// touchSlackSQL is how stale (in nanoseconds) a worker's last_seen and
+// last_active_at may be before a lease, finish or heartbeat writes them
+// again: a tenth of the worker's lease TTL, at most a second. Every call
+// of a busy worker rewriting its row would serialize its concurrent lease
+// and finish transactions on that row's lock and write a row version per
+// call; lost-worker detection waits at least a lease TTL, so it never
+// notices the slack. The SQLite store uses the same rule.
+const touchSlackSQL = `LEAST(1000000000, workers.lease_ttl_ms * 100000)`
+
 // touchWorkers records that workers were seen (and active, holding or
 // finishing work) at now, in a fixed order.
 func (t *ptx) touchWorkers(ids []string, now time.Time, active bool) error {
@@ -255,9 +264,10 @@ func (t *ptx) touchWorkers(ids []string, now time.Time, active bool) error {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	q := `UPDATE workers SET last_seen = $1 WHERE id = ANY($2::text[])`
+	q := `UPDATE workers SET last_seen = $1 WHERE id = ANY($2::text[]) AND last_seen < $1 - ` + touchSlackSQL
 	if active {
-		q = `UPDATE workers SET last_seen = $1, last_active_at = $1 WHERE id = ANY($2::text[])`
+		q = `UPDATE workers SET last_seen = $1, last_active_at = $1 WHERE id = ANY($2::text[])
+			AND (last_seen < $1 - ` + touchSlackSQL + ` OR last_active_at < $1 - ` + touchSlackSQL + `)`
 	}
 	_, err := t.exec(q, t2i(now), ids)
 	return err

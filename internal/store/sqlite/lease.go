@@ -182,13 +182,20 @@ type prefixed struct {
 
 func (p prefixed) Scan(dest ...any) error { return p.r.Scan(append([]any{p.first}, dest...)...) }
 
+// touchSlackSQL is how stale (in nanoseconds) a worker's last_seen and
+// last_active_at may be before a lease, finish or heartbeat writes them
+// again: a tenth of the worker's lease TTL, at most a second, as in the
+// PostgreSQL store (lost-worker detection waits at least a lease TTL).
+const touchSlackSQL = `min(1000000000, workers.lease_ttl_ms * 100000)`
+
 func (tx *wtx) touchWorker(id string, now time.Time, active bool) error {
 	if id == "" {
 		return nil
 	}
-	q := `UPDATE workers SET last_seen = ?1 WHERE id = ?2`
+	q := `UPDATE workers SET last_seen = ?1 WHERE id = ?2 AND last_seen < ?1 - ` + touchSlackSQL
 	if active {
-		q = `UPDATE workers SET last_seen = ?1, last_active_at = ?1 WHERE id = ?2`
+		q = `UPDATE workers SET last_seen = ?1, last_active_at = ?1 WHERE id = ?2
+			AND (last_seen < ?1 - ` + touchSlackSQL + ` OR last_active_at < ?1 - ` + touchSlackSQL + `)`
 	}
 	if _, err := tx.w.exec(q, t2i(now), id); err != nil {
 		return unavailable("touch worker", err)

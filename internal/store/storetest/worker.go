@@ -57,6 +57,34 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 		wantErr(t, "GetWorker(unknown)", err, store.ErrNotFound)
 	})
 
+	t.Run("SightingsWithinSlackAreNotRewritten", func(t *testing.T) {
+		// A worker's row records its sightings (leases, finishes,
+		// heartbeats) to within a tenth of its lease TTL, at most a
+		// second: closer ones are not written.
+		h := begin(t, newStore)
+		w := h.worker(t0) // lease TTL ttl: slack min(ttl/10, 1s)
+		slack := min(ttl/10, time.Second)
+		a := h.submit(t0, job.Spec{Type: "a"})
+		b := h.submit(t0, job.Spec{Type: "b"})
+		c := h.submit(t0, job.Spec{Type: "c"})
+		h.leaseJob(at(slack/2), w, a)
+		if got := h.getWorker(w).LastSeen; !got.Equal(t0) {
+			t.Errorf("after a lease %v after registering: LastSeen = %v, want unchanged %v", slack/2, got, t0)
+		}
+		h.leaseJob(at(2*slack), w, b)
+		if got := h.getWorker(w).LastSeen; !got.Equal(at(2 * slack)) {
+			t.Errorf("after a lease %v after registering: LastSeen = %v, want %v", 2*slack, got, at(2*slack))
+		}
+		lc := h.leaseJob(at(2*slack+slack/2), w, c)
+		if got := h.getWorker(w).LastSeen; !got.Equal(at(2 * slack)) {
+			t.Errorf("after a lease within the slack of the last sighting: LastSeen = %v, want unchanged %v", got, at(2*slack))
+		}
+		h.mustFinish(at(4*slack), store.Outcome{JobID: lc.ID, Token: lc.Token, Outcome: job.OutcomeSucceeded})
+		if got := h.getWorker(w).LastSeen; !got.Equal(at(4 * slack)) {
+			t.Errorf("after a finish past the slack: LastSeen = %v, want %v", got, at(4*slack))
+		}
+	})
+
 	t.Run("JobsHeld", func(t *testing.T) {
 		h := begin(t, newStore)
 		w := h.worker(t0)
