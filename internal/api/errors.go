@@ -17,8 +17,9 @@ import (
 // ProblemType returns the problem type URI of a slug, e.g.
 // "urn:gantry:problem:not-found". The slugs are: invalid-request,
 // unauthorized, forbidden, not-found, method-not-allowed, conflict,
-// stale-lease, reservation-held, reservation-lost, too-large, too-many-items, quota, too-many-streams,
-// events-too-old, unavailable and internal.
+// stale-lease, reservation-held, reservation-lost, too-large,
+// too-many-items, quota, too-many-streams, events-too-old, unavailable and
+// internal.
 func ProblemType(slug string) string { return "urn:gantry:problem:" + slug }
 
 // retryAfter is the Retry-After of a 503, in seconds.
