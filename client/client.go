@@ -335,6 +335,7 @@ func responseError(resp *http.Response) error {
 	var p wire.Problem
 	if (mt == "application/problem+json" || mt == "application/json") && json.Unmarshal(data, &p) == nil {
 		e.Type, e.Title, e.Detail, e.Field = p.Type, p.Title, p.Detail, p.Field
+		e.Holder, e.ExpiresAt = p.Holder, tm(p.ExpiresAt)
 		return e
 	}
 	e.Title = http.StatusText(resp.StatusCode)

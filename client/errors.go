@@ -58,6 +58,10 @@ type Error struct {
 	Detail string
 	// Field names the request field at fault, for 400 and 422.
 	Field string
+	// Holder and ExpiresAt, for a 409 about a reservation, name who holds
+	// it and until when (by the server's clock: compare it with nothing).
+	Holder    string
+	ExpiresAt time.Time
 	// RetryAfter is the delay the server asked for (Retry-After), if any.
 	RetryAfter time.Duration
 	// Method and Path are the request's.

@@ -16,7 +16,9 @@
 //     exist is simply not found).
 //   - 405: a known path with another method.
 //   - 409: a state conflict: a terminal job canceled, a closed batch
-//     extended, a non-terminal job deleted, a stale lease token.
+//     extended, a non-terminal job deleted, a stale lease token, a
+//     reservation held by another holder (reservation-held, with holder
+//     and expires_at) or no longer held (reservation-lost).
 //   - 413: a request body over the byte limit, or params over their limit
 //     (field "params", or "jobs[3].params").
 //   - 422: a request that decodes but whose values are not acceptable (a
@@ -240,6 +242,13 @@ func (a *API) routes() {
 	a.handle("POST /v1/workers/{id}/report", auth.Work, a.report)
 	a.handle("POST /v1/workers/{id}/drain", auth.Work, a.drainWorker)
 	a.handle("DELETE /v1/workers/{id}", auth.Work, a.removeWorker)
+
+	// Reservation writes need Submit or Work: their handlers check it.
+	a.handle("GET /v1/reservations", auth.Read, a.listReservations)
+	a.handle("GET /v1/reservations/{name}", auth.Read, a.getReservation)
+	a.handle("POST /v1/reservations/{name}/acquire", auth.Read, a.acquireReservation)
+	a.handle("POST /v1/reservations/{name}/renew", auth.Read, a.renewReservation)
+	a.handle("POST /v1/reservations/{name}/release", auth.Read, a.releaseReservation)
 
 	a.handle("GET /v1/queues", auth.Read, a.listQueues)
 	a.handle("POST /v1/queues/{name}/pause", auth.Submit, a.pauseQueue)

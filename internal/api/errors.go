@@ -17,8 +17,9 @@ import (
 // ProblemType returns the problem type URI of a slug, e.g.
 // "urn:gantry:problem:not-found". The slugs are: invalid-request,
 // unauthorized, forbidden, not-found, method-not-allowed, conflict,
-// stale-lease, too-large, too-many-items, quota, too-many-streams,
-// events-too-old, unavailable and internal.
+// stale-lease, reservation-held, reservation-lost, too-large,
+// too-many-items, quota, too-many-streams, events-too-old, unavailable and
+// internal.
 func ProblemType(slug string) string { return "urn:gantry:problem:" + slug }
 
 // retryAfter is the Retry-After of a 503, in seconds.
@@ -30,6 +31,9 @@ type apiError struct {
 	slug   string // "" for the status's default
 	detail string
 	field  string
+	// holder and expiresAt describe who holds a reservation (409).
+	holder    string
+	expiresAt *wire.Time
 }
 
 func (e *apiError) Error() string { return e.detail }
@@ -98,7 +102,9 @@ func (a *API) problem(r *http.Request, err error) wire.Problem {
 	}
 	switch {
 	case errors.As(err, &ae):
-		return p(ae.status, ae.slug, ae.detail, ae.field)
+		pr := p(ae.status, ae.slug, ae.detail, ae.field)
+		pr.Holder, pr.ExpiresAt = ae.holder, ae.expiresAt
+		return pr
 	case errors.As(err, &me):
 		return p(http.StatusRequestEntityTooLarge, "", "the request body is larger than "+byteSize(me.Limit), "body")
 	case errors.Is(err, engine.ErrTooLarge) && errors.As(err, &fe):

@@ -3,7 +3,7 @@
 // its dependencies stay out of the library's import graph.
 //
 // The commands that talk to a server (submit, jobs, batches, watch,
-// queues, workers, worker) use the Go SDK, package client; gantry server
+// queues, workers, reservations, worker) use the Go SDK, package client; gantry server
 // and gantry demo run a server in this process (package internal/server).
 package cli
 
@@ -119,6 +119,7 @@ func newRoot(a *app) *cobra.Command {
 		newWatchCommand(a),
 		newQueuesCommand(a),
 		newWorkersCommand(a),
+		newReservationsCommand(a),
 	)
 	return root
 }

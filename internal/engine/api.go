@@ -70,6 +70,12 @@ type API interface {
 	ResumeQueue(ctx context.Context, tenant, name string) (*job.Queue, error)
 	ListQueues(ctx context.Context, tenant string) ([]*job.Queue, error)
 
+	AcquireReservation(ctx context.Context, tenant, name, holder string, ttl time.Duration) (*job.Reservation, error)
+	RenewReservation(ctx context.Context, tenant, name, holder string, token int64, ttl time.Duration) (*job.Reservation, error)
+	ReleaseReservation(ctx context.Context, tenant, name, holder string, token int64) error
+	GetReservation(ctx context.Context, tenant, name string) (*job.Reservation, error)
+	ListReservations(ctx context.Context, p ReservationListParams) ([]*job.Reservation, string, error)
+
 	// Subscribe follows events matching f with Seq > after (after < 0: only
 	// new events from now on).
 	Subscribe(ctx context.Context, f event.Filter, after int64) (*event.Subscription, error)
