@@ -131,6 +131,7 @@ func (e *Engine) Start(ctx context.Context) {
 	}
 	e.wg.Go(func() { e.promoteLoop(ctx) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RescueInterval, e.rescue) })
+	e.wg.Go(func() { e.every(ctx, e.cfg.RescueInterval, e.settleBatches) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RetentionInterval, e.retain) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RetentionInterval, e.pruneWorkers) })
 }

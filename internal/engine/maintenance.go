@@ -95,6 +95,21 @@ func (e *Engine) rescue(ctx context.Context) {
 	}
 }
 
+// settleBatches marks done the closed batches whose jobs have all ended
+// but that no finisher marked (its server crashed in between).
+func (e *Engine) settleBatches(ctx context.Context) {
+	n, err := e.st.SettleBatches(ctx, e.now(), maintenanceLimit)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("engine: settle batches", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		e.log.Info("engine: marked batches done that a lost server left unmarked", "batches", n)
+	}
+}
+
 // retain deletes old terminal jobs, done batches and events.
 func (e *Engine) retain(ctx context.Context) {
 	for {

@@ -82,8 +82,17 @@ type Store interface {
 	// FinishJobs records attempts' outcomes; see [Outcome]. An outcome whose
 	// lease is not current (state running and token equal) gets OK false and
 	// changes nothing. Results are in the order of p.Outcomes. A batch whose
-	// last job turns terminal becomes done in the same transaction.
+	// last job turns terminal is done when FinishJobs returns: marked in the
+	// same transaction, or in one right after it where finishers of one
+	// batch running at once would otherwise queue on the batch (a crash in
+	// between leaves the batch to [Store.SettleBatches]).
 	FinishJobs(ctx context.Context, p *FinishJobsParams) ([]FinishResult, error)
+
+	// SettleBatches marks done, as a job ending would, up to limit closed
+	// batches that are not done although every job of theirs is terminal
+	// (left so by a server that crashed between ending a batch's last job
+	// and marking the batch). It returns how many it marked.
+	SettleBatches(ctx context.Context, now time.Time, limit int) (int, error)
 
 	// RescueExpired ends running jobs whose lease expired, as a
 	// compare-and-swap on (id, token, state) so a renewal racing it wins or

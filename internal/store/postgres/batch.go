@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
@@ -27,31 +29,89 @@ func (t *ptx) insertBatch(b *job.Batch) error {
 	return err
 }
 
+// readyBatchesSQL lists closed batches, not yet done, whose jobs have all
+// ended: all of them, or those of $1 when it is not empty.
+const readyBatchesSQL = `SELECT id FROM batches b WHERE closed AND NOT done
+	AND (cardinality($1::text[]) = 0 OR id = ANY($1::text[]))
+	AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id AND jobs.batch_id <> '' AND jobs.state IN ` + nonTerminal + `)
+	ORDER BY id LIMIT $2`
+
+// SettleBatches implements [store.Store].
+func (s *Store) SettleBatches(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return s.settleBatches(ctx, nil, now, limit)
+}
+
+// settleBatches marks done the batches of ids (all batches if ids is
+// empty) that are closed and whose jobs have all ended, each in its own
+// transaction under the batch's row lock (see terminal), and returns how
+// many it marked.
+func (s *Store) settleBatches(ctx context.Context, ids []string, now time.Time, limit int) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	rows, err := s.pool.Query(ctx, readyBatchesSQL, ids, limit)
+	if err != nil {
+		return 0, s.wrap("settle batches", err)
+	}
+	ready, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, s.wrap("settle batches", err)
+	}
+	n := 0
+	for _, id := range ready {
+		marked := false
+		err := s.write(ctx, "settle batch", func(t *ptx) error {
+			var err error
+			marked, err = t.settle(id, now)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if marked {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // terminal is called whenever a job of batchID became terminal, and when
 // the batch closes: if the batch is closed and every job is terminal, it
 // becomes done, its on_complete job is enqueued and batch.done emitted.
 // It locks the batch row first, so that of two transactions ending a
 // batch's last jobs at once, the later sees the earlier's jobs terminal.
 func (t *ptx) terminal(batchID string, now time.Time) error {
+	_, err := t.settle(batchID, now)
+	return err
+}
+
+// settle is terminal, reporting whether it marked the batch done.
+func (t *ptx) settle(batchID string, now time.Time) (bool, error) {
 	if batchID == "" {
-		return nil
+		return false, nil
 	}
 	b, err := scanBatch(t.queryRow(`SELECT `+batchCols+` FROM batches WHERE id = $1 FOR UPDATE`, batchID))
 	if isNoRows(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !b.Closed || b.Done {
-		return nil
+		return false, nil
 	}
 	var pending bool
 	if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state IN `+nonTerminal+`)`, batchID).Scan(&pending); err != nil {
-		return err
+		return false, err
 	}
 	if pending {
-		return nil
+		return false, nil
 	}
 	onCompleteID := ""
 	if b.OnComplete != nil {
@@ -61,15 +121,15 @@ func (t *ptx) terminal(batchID string, now time.Time) error {
 		j := job.NewFromSpec(&spec, job.NewID(now), now)
 		res, err := t.insertJobs(now, []*job.Job{j})
 		if err != nil {
-			return err
+			return false, err
 		}
 		onCompleteID = res[0].Job.ID
 	}
 	if _, err := t.exec(`UPDATE batches SET done = true, finished_at = $1, on_complete_job_id = $2 WHERE id = $3`, t2i(now), onCompleteID, batchID); err != nil {
-		return err
+		return false, err
 	}
 	t.emit(job.Event{Kind: job.EventBatchDone, At: now, Tenant: b.Tenant, BatchID: b.ID})
-	return nil
+	return true, nil
 }
 
 // countBatches fills the batches' Total and Counts.

@@ -55,13 +55,17 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			return nil, fmt.Errorf("postgres: finish job %s: unknown outcome %q: %w", o.JobID, o.Outcome, store.ErrConflict)
 		}
 	}
-	var out []store.FinishResult
+	var (
+		out     []store.FinishResult
+		batches []string // of the jobs that ended
+	)
 	err := s.write(ctx, "finish", func(t *ptx) error {
 		out = make([]store.FinishResult, len(p.Outcomes))
 		for i, o := range p.Outcomes {
 			out[i].JobID = o.JobID
 		}
-		var workers, batches []string
+		var workers []string
+		batches = nil
 		if len(dIDs) > 0 {
 			rows, err := t.query(finishMoveSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
 			if err != nil {
@@ -113,16 +117,19 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		if err := t.moveDone(endedByFailure(p.Outcomes, out)); err != nil {
 			return err
 		}
-		slices.Sort(batches)
-		for _, b := range batches {
-			if err := t.terminal(b, p.Now); err != nil {
-				return err
-			}
-		}
 		return t.touchWorkers(workers, p.Now, true)
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The batches are settled after the commit, not under their row lock
+	// inside it: finishers of one batch's jobs would queue on that lock,
+	// commits included. Of two transactions ending a batch's last jobs at
+	// once, the one settling later sees both committed.
+	if len(batches) > 0 {
+		if _, err := s.settleBatches(ctx, batches, p.Now, len(batches)); err != nil {
+			s.log.Warn("postgres: settle batches after finishing their jobs; the maintenance sweep will", "err", err)
+		}
 	}
 	return out, nil
 }

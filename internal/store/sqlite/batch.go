@@ -31,6 +31,46 @@ func (tx *wtx) insertBatch(b *job.Batch) error {
 	return nil
 }
 
+// SettleBatches implements [store.Store]. The SQLite store marks a batch
+// done in the transaction that ends its last job, so this finds nothing
+// unless a database written otherwise (or by an older version) says so.
+func (s *Store) SettleBatches(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var n int
+	err := s.w.do(ctx, func(tx *wtx) error {
+		n = 0
+		rows, err := tx.w.query(`SELECT id FROM batches b WHERE closed AND NOT done
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.id AND jobs.batch_id <> '' AND jobs.state IN `+nonTerminal+`)
+			ORDER BY id LIMIT ?`, limit)
+		if err != nil {
+			return unavailable("settle batches", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return unavailable("settle batches", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return unavailable("settle batches", err)
+		}
+		for _, id := range ids {
+			if err := tx.terminal(id, now); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
 // terminal is called whenever a job of batchID became terminal, and when
 // the batch closes: if the batch is closed and every job is terminal, it
 // becomes done, its on_complete job is enqueued and batch.done emitted.

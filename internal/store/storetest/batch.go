@@ -301,6 +301,27 @@ func testBatch(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	t.Run("SettleFindsNothingWhenConsistent", func(t *testing.T) {
+		// Batches are settled as their last job ends: the sweep for
+		// batches a crash left unmarked finds none, whether done, still
+		// running or open, and emits nothing.
+		h := begin(t, newStore)
+		w := h.worker(t0)
+		done, dj := h.newBatch(t0, tenantA, true, nil, job.Spec{Type: "a"})
+		h.newBatch(t0, tenantA, true, nil, job.Spec{Type: "b"})
+		h.newBatch(t0, tenantA, false, nil, job.Spec{Type: "c"})
+		h.succeed(t0, w, dj[0])
+		h.batchDone(done.ID, at(time.Second), false)
+		last := h.lastSeq()
+		n, err := h.s.SettleBatches(t.Context(), at(time.Minute), 100)
+		if err != nil || n != 0 {
+			t.Errorf("SettleBatches = %d, %v; want 0, nil", n, err)
+		}
+		if evs := h.eventsSince(last, func(*job.Event) bool { return true }); len(evs) != 0 {
+			t.Errorf("SettleBatches emitted %+v, want nothing", evs)
+		}
+	})
+
 	t.Run("WithoutOnComplete", func(t *testing.T) {
 		h := begin(t, newStore)
 		w := h.worker(t0)
