@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // ReadEvents implements [store.Store].
@@ -16,29 +18,48 @@ func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]job.E
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT data FROM event_chunks WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT first_seq, data FROM event_chunks WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, s.wrap("read events", err)
 	}
 	defer rows.Close()
 	var out []job.Event
 	for rows.Next() && len(out) < limit {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		var (
+			first int64
+			data  []byte
+		)
+		if err := rows.Scan(&first, &data); err != nil {
 			return nil, s.wrap("read events", err)
 		}
-		var chunk []job.Event
-		if err := json.Unmarshal(data, &chunk); err != nil {
-			return nil, s.wrap("read events", err)
+		if out, err = decodeChunk(out, data, first, after); err != nil {
+			return nil, fmt.Errorf("postgres: read events: chunk from %d: %w", first, err)
 		}
-		for _, e := range chunk {
-			if e.Seq > after && len(out) < limit {
-				out = append(out, e)
-			}
-		}
+	}
+	if len(out) > limit {
+		out = out[:limit]
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("read events", err)
+	}
+	return out, nil
+}
+
+// decodeChunk appends the events of a chunk numbered from first with Seq >
+// after to out. Chunks are written by rowscan.EncodeChunk; those of
+// versions before 0.3 are JSON arrays of events carrying their numbers.
+func decodeChunk(out []job.Event, data []byte, first, after int64) ([]job.Event, error) {
+	if len(data) == 0 || data[0] != '[' {
+		return rowscan.DecodeChunk(out, data, first, after)
+	}
+	var chunk []job.Event
+	if err := json.Unmarshal(data, &chunk); err != nil {
+		return out, err
+	}
+	for _, e := range chunk {
+		if e.Seq > after {
+			out = append(out, e)
+		}
 	}
 	return out, nil
 }

@@ -13,9 +13,10 @@
 // and RetryJob moves a job back, so the claim index and the table stay as
 // small as the backlog. Reads by id, lists and counts look at both tables.
 //
-// Events: each transaction that emits events ends by incrementing the
-// event_seq row of the counters table (UPDATE ... RETURNING) and inserting
-// its events as ONE event_chunks row keyed by its last sequence number. The
+// Events: each transaction that emits events ends with one statement that
+// increments the event_seq row of the counters table and inserts its
+// events (encoded by rowscan.EncodeChunk, as in the SQLite store) as ONE
+// event_chunks row keyed by its last sequence number. The
 // row lock on event_seq is held until commit, so transactions take
 // sequence numbers in commit order and the log is dense: a reader following
 // ReadEvents(after) never misses an event that commits later with a smaller
@@ -42,7 +43,6 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -390,6 +390,12 @@ func (t *ptx) queryRow(q string, args ...any) pgx.Row { return t.tx.QueryRow(t.c
 // emit queues an event; it is written with the transaction's other events.
 func (t *ptx) emit(e job.Event) { t.events = append(t.events, e) }
 
+// writeEventsSQL numbers a transaction's $1 events (the last one at $2,
+// all encoded in $3 by rowscan.EncodeChunk) and appends them to the event
+// log as one chunk, returning the last number.
+const writeEventsSQL = `WITH c AS (UPDATE counters SET value = value + $1 WHERE name = 'event_seq' RETURNING value)
+	INSERT INTO event_chunks (seq, first_seq, at, data) SELECT value, value - $1 + 1, $2, $3 FROM c RETURNING seq`
+
 // maxTxRetries bounds how often a transaction that lost a deadlock or a
 // serialization failure is run again.
 const maxTxRetries = 10
@@ -432,20 +438,15 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	}
 	var last int64
 	if n := len(t.events); n > 0 {
-		if err := t.queryRow(`UPDATE counters SET value = value + $1 WHERE name = 'event_seq' RETURNING value`, n).Scan(&last); err != nil {
+		// One statement takes the sequence numbers and writes the chunk:
+		// the counter's row lock, which orders event-emitting commits, is
+		// held for it and the commit only.
+		if err := t.queryRow(writeEventsSQL, n, t2i(t.events[n-1].At), rowscan.EncodeChunk(t.events)).Scan(&last); err != nil {
 			return fmt.Errorf("write events: %w", err)
 		}
 		first := last - int64(n) + 1
 		for i := range t.events {
 			t.events[i].Seq = first + int64(i)
-		}
-		data, err := json.Marshal(t.events)
-		if err != nil {
-			return fmt.Errorf("encode events: %w", err)
-		}
-		if _, err := t.exec(`INSERT INTO event_chunks (seq, first_seq, at, data) VALUES ($1, $2, $3, $4)`,
-			last, first, t2i(t.events[n-1].At), data); err != nil {
-			return fmt.Errorf("write events: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // ReadEvents implements [store.Store].
@@ -28,7 +29,7 @@ func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]job.E
 		if err := rows.Scan(&first, &data); err != nil {
 			return nil, unavailable("read events", err)
 		}
-		if out, err = decodeChunk(out, data, first, after); err != nil {
+		if out, err = rowscan.DecodeChunk(out, data, first, after); err != nil {
 			return nil, fmt.Errorf("sqlite: read events: chunk from %d: %w", first, err)
 		}
 		if len(out) > limit {

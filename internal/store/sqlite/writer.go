@@ -331,7 +331,7 @@ func (w *writer) flushEvents(tx *wtx) error {
 	for i := range tx.events {
 		tx.events[i].Seq = first + int64(i)
 	}
-	data := encodeChunk(tx.events)
+	data := rowscan.EncodeChunk(tx.events)
 	last := w.seq + int64(len(tx.events))
 	at := tx.events[len(tx.events)-1].At
 	if _, err := w.exec(`INSERT INTO event_chunks (seq, first_seq, at, data) VALUES (?, ?, ?, ?)`, last, first, t2i(at), data); err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package rowscan
 
 import (
 	"encoding/binary"
@@ -20,15 +20,16 @@ import (
 
 const chunkVersion = 1
 
-var errBadChunk = errors.New("sqlite: corrupt event chunk")
+// ErrBadChunk is the error of DecodeChunk for data EncodeChunk did not make.
+var ErrBadChunk = errors.New("corrupt event chunk")
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
-// encodeChunk encodes events for the event_chunks table.
-func encodeChunk(evs []job.Event) []byte {
+// EncodeChunk encodes events for the event_chunks table of both stores.
+func EncodeChunk(evs []job.Event) []byte {
 	b := make([]byte, 0, 1+len(evs)*96)
 	b = append(b, chunkVersion)
 	for i := range evs {
@@ -51,7 +52,7 @@ type chunkReader struct {
 
 func (r *chunkReader) byte() byte {
 	if r.err != nil || len(r.b) == 0 {
-		r.err = errBadChunk
+		r.err = ErrBadChunk
 		return 0
 	}
 	c := r.b[0]
@@ -65,7 +66,7 @@ func (r *chunkReader) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = errBadChunk
+		r.err = ErrBadChunk
 		return 0
 	}
 	r.b = r.b[n:]
@@ -78,7 +79,7 @@ func (r *chunkReader) varint() int64 {
 	}
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
-		r.err = errBadChunk
+		r.err = ErrBadChunk
 		return 0
 	}
 	r.b = r.b[n:]
@@ -88,7 +89,7 @@ func (r *chunkReader) varint() int64 {
 func (r *chunkReader) string() string {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errBadChunk
+		r.err = ErrBadChunk
 		return ""
 	}
 	s := string(r.b[:n])
@@ -96,18 +97,18 @@ func (r *chunkReader) string() string {
 	return s
 }
 
-// decodeChunk decodes a chunk whose first event has sequence number first,
+// DecodeChunk decodes a chunk whose first event has sequence number first,
 // appending its events with Seq > after to out.
-func decodeChunk(out []job.Event, data []byte, first, after int64) ([]job.Event, error) {
+func DecodeChunk(out []job.Event, data []byte, first, after int64) ([]job.Event, error) {
 	r := chunkReader{b: data}
 	if r.byte() != chunkVersion {
-		return out, errBadChunk
+		return out, ErrBadChunk
 	}
 	for seq := first; len(r.b) > 0 && r.err == nil; seq++ {
 		var e job.Event
 		kind, state := int(r.byte()), int(r.byte())
 		if kind < 1 || kind > len(job.Kinds) || state > len(gantry.States) {
-			return out, errBadChunk
+			return out, ErrBadChunk
 		}
 		e.Kind = job.Kinds[kind-1]
 		if state > 0 {

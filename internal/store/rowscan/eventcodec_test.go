@@ -1,4 +1,4 @@
-package sqlite
+package rowscan
 
 import (
 	"testing"
@@ -17,26 +17,26 @@ func TestChunkRoundTrip(t *testing.T) {
 		{Seq: 8, Kind: job.EventFailed, At: at.Add(time.Second), Tenant: "t", JobID: "j1", BatchID: "b", Type: "x", Queue: "q", State: gantry.StateFailed, Attempt: 3, Error: "boom ✗ \x00"},
 		{Seq: 9, Kind: job.EventBatchDone, At: at, Tenant: "t", BatchID: "b"},
 	}
-	data := encodeChunk(evs)
+	data := EncodeChunk(evs)
 	for _, tc := range []struct {
 		after int64
 		want  []job.Event
 	}{{0, evs}, {7, evs[1:]}, {9, nil}} {
-		got, err := decodeChunk(nil, data, 7, tc.after)
+		got, err := DecodeChunk(nil, data, 7, tc.after)
 		if err != nil {
-			t.Fatalf("decodeChunk(after %d): %v", tc.after, err)
+			t.Fatalf("DecodeChunk(after %d): %v", tc.after, err)
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("decodeChunk(after %d) mismatch (-want +got):\n%s", tc.after, diff)
+			t.Errorf("DecodeChunk(after %d) mismatch (-want +got):\n%s", tc.after, diff)
 		}
 	}
 }
 
 func TestChunkCorrupt(t *testing.T) {
-	data := encodeChunk([]job.Event{{Kind: job.EventStarted, At: time.Unix(1, 0), Tenant: "tenant", JobID: "job"}})
+	data := EncodeChunk([]job.Event{{Kind: job.EventStarted, At: time.Unix(1, 0), Tenant: "tenant", JobID: "job"}})
 	for _, bad := range [][]byte{nil, {9}, data[:len(data)-2], append(append([]byte{}, data[:1]...), 200, 1)} {
-		if _, err := decodeChunk(nil, bad, 1, 0); err == nil {
-			t.Errorf("decodeChunk(%v) succeeded, want an error", bad)
+		if _, err := DecodeChunk(nil, bad, 1, 0); err == nil {
+			t.Errorf("DecodeChunk(%v) succeeded, want an error", bad)
 		}
 	}
 }
