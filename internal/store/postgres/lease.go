@@ -29,16 +29,27 @@ const candidateSQL = `SELECT id::text, priority, tenant, singleton_key FROM jobs
 	AND (cardinality($3::text[]) = 0 OR type = ANY($3::text[]))
 	ORDER BY priority DESC, jobs.id LIMIT $4 FOR UPDATE SKIP LOCKED`
 
-const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = $1, worker_id = $2,
-	lease_expires_at = $3, lease_ttl_ms = $4, started_at = $5, progress_pct = 0, progress_msg = '',
-	attempt_worker = $2, attempt_outcome = ''
-	WHERE id = ANY($6::uuid[])
+// leaseSQL leases the jobs $5 under one new fencing token (the
+// uncorrelated subquery runs once per statement).
+const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = (SELECT nextval('lease_token')),
+	worker_id = $1, lease_expires_at = $2, lease_ttl_ms = $3, started_at = $4, progress_pct = 0, progress_msg = '',
+	attempt_worker = $1, attempt_outcome = ''
+	WHERE id = ANY($5::uuid[])
 	RETURNING ` + jobCols
 
 // leaseSQL has no "state = 'queued'" condition: its rows were locked by
 // candidateSQL (FOR UPDATE) in the same transaction, so they are still
 // queued, and that condition lets the planner pick the claim index (whose
 // predicate it matches) over the primary key, scanning every queued job.
+
+// leaseQueuesSQL returns the state of worker $3 ("" if unknown) with
+// each unpaused queue of tenant $1 ("" any) among $2 (empty: any), in
+// order; one row with NULL queue columns when there is no such queue.
+const leaseQueuesSQL = `SELECT w.state, q.tenant, q.name
+	FROM (SELECT coalesce((SELECT state FROM workers WHERE id = $3), '') AS state) AS w
+	LEFT JOIN queues AS q ON NOT q.paused AND ($1 = '' OR q.tenant = $1)
+		AND (cardinality($2::text[]) = 0 OR q.name = ANY($2::text[]))
+	ORDER BY q.tenant, q.name`
 
 // LeaseJobs implements [store.Store]. It locks the best candidates of every
 // matching queue with FOR UPDATE SKIP LOCKED, merges them by priority and
@@ -60,28 +71,31 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 	var out []*job.Job
 	err := s.write(ctx, "lease", func(t *ptx) error {
 		out = nil
-		if p.WorkerID != "" {
-			var state string
-			err := t.queryRow(`SELECT state FROM workers WHERE id = $1`, p.WorkerID).Scan(&state)
-			if err != nil && !isNoRows(err) {
+		// One round trip reads the worker's state and the queues to look in.
+		rows, err := t.query(leaseQueuesSQL, p.Tenant, queues, p.WorkerID)
+		if err != nil {
+			return err
+		}
+		var (
+			state string
+			tqs   []tenantQueue
+		)
+		for rows.Next() {
+			var tenant, queue *string
+			if err := rows.Scan(&state, &tenant, &queue); err != nil {
+				rows.Close()
 				return err
 			}
-			if state == job.WorkerDraining {
-				return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
+			if tenant != nil && queue != nil {
+				tqs = append(tqs, tenantQueue{*tenant, *queue})
 			}
 		}
-		rows, err := t.query(`SELECT tenant, name FROM queues WHERE NOT paused AND ($1 = '' OR tenant = $1)
-			AND (cardinality($2::text[]) = 0 OR name = ANY($2::text[])) ORDER BY tenant, name`, p.Tenant, queues)
-		if err != nil {
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		tqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tenantQueue, error) {
-			var tq tenantQueue
-			err := r.Scan(&tq.tenant, &tq.queue)
-			return tq, err
-		})
-		if err != nil {
-			return err
+		if state == job.WorkerDraining {
+			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
 		for pass := 0; ; pass++ {
 			chosen, err := t.chooseCandidates(p, tqs, types)
@@ -194,28 +208,34 @@ func (t *ptx) runningSingletons(cands []candidate) (map[[2]string]bool, error) {
 	return busy, rows.Err()
 }
 
-// leaseChosen leases the chosen jobs in one UPDATE, inside a savepoint so
-// that a unique violation on a singleton key leaves the transaction usable.
+// leaseChosen leases the chosen jobs in one UPDATE. When some have a
+// singleton key it runs inside a savepoint, so that a unique violation
+// (the key started running elsewhere meanwhile) leaves the transaction
+// usable.
 func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.Job, error) {
 	ids := make([]string, len(chosen))
 	order := make(map[string]int, len(chosen))
+	singletons := false
 	for i, c := range chosen {
 		ids[i] = c.id
 		order[c.id] = i
+		singletons = singletons || c.singleton != ""
 	}
-	sp, err := t.tx.Begin(t.ctx)
-	if err != nil {
-		return nil, err
-	}
-	var token int64
-	if err := sp.QueryRow(t.ctx, `SELECT nextval('lease_token')`).Scan(&token); err != nil {
-		sp.Rollback(t.ctx)
-		return nil, err
+	var q interface {
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	} = t.tx
+	var sp pgx.Tx
+	if singletons {
+		var err error
+		if sp, err = t.tx.Begin(t.ctx); err != nil {
+			return nil, err
+		}
+		defer sp.Rollback(t.ctx) // after Commit, a no-op
+		q = sp
 	}
 	exp := p.Now.Add(p.TTL)
-	rows, err := sp.Query(t.ctx, leaseSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
+	rows, err := q.Query(t.ctx, leaseSQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
 	if err != nil {
-		sp.Rollback(t.ctx)
 		return nil, err
 	}
 	out := make([]*job.Job, len(chosen))
@@ -223,54 +243,27 @@ func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.
 		j, err := scanJob(rows, false)
 		if err != nil {
 			rows.Close()
-			sp.Rollback(t.ctx)
 			return nil, err
 		}
 		out[order[j.ID]] = j
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		sp.Rollback(t.ctx)
 		return nil, err
 	}
-	if err := sp.Commit(t.ctx); err != nil {
-		return nil, err
+	if sp != nil {
+		if err := sp.Commit(t.ctx); err != nil {
+			return nil, err
+		}
 	}
 	for _, j := range out {
 		if j == nil {
 			return nil, fmt.Errorf("postgres: lease: a locked job changed: %w", store.ErrUnavailable)
 		}
-		j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
+		j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: j.Token, StartedAt: p.Now}}
 		t.emit(job.EventFor(job.EventStarted, j, p.Now))
 	}
 	return out, nil
-}
-
-// touchSlackSQL is how stale (in nanoseconds) a worker's last_seen and
-// last_active_at may be before a lease, finish or heartbeat writes them
-// again: a tenth of the worker's lease TTL, at most a second. Every call
-// of a busy worker rewriting its row would serialize its concurrent lease
-// and finish transactions on that row's lock and write a row version per
-// call; lost-worker detection waits at least a lease TTL, so it never
-// notices the slack. The SQLite store uses the same rule.
-const touchSlackSQL = `LEAST(1000000000, workers.lease_ttl_ms * 100000)`
-
-// touchWorkers records that workers were seen (and active, holding or
-// finishing work) at now, in a fixed order.
-func (t *ptx) touchWorkers(ids []string, now time.Time, active bool) error {
-	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	q := `UPDATE workers SET last_seen = $1 WHERE id = ANY($2::text[]) AND last_seen < $1 - ` + touchSlackSQL
-	if active {
-		q = `UPDATE workers SET last_seen = $1, last_active_at = $1 WHERE id = ANY($2::text[])
-			AND (last_seen < $1 - ` + touchSlackSQL + ` OR last_active_at < $1 - ` + touchSlackSQL + `)`
-	}
-	_, err := t.exec(q, t2i(now), ids)
-	return err
 }
 
 // heartbeatSQL renews many leases in one statement, each as a

@@ -110,6 +110,8 @@ type Store struct {
 	notify []func(store.Change)
 
 	queues sync.Map // tenantQueue -> struct{}: queues known to exist
+
+	sightings sightings // of workers, see touchWorkers
 }
 
 var _ store.Store = (*Store)(nil)

@@ -28,6 +28,7 @@ func (s *Store) RegisterWorker(ctx context.Context, w *job.Worker) error {
 		_, err := t.exec(`INSERT INTO workers (`+workerCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			w.ID, w.Tenant, w.Name, w.Host, rowscan.JSONSlice(w.Types), rowscan.JSONSlice(w.Queues), w.Capacity,
 			rowscan.JSONMap(w.Labels), w.LeaseTTL.Milliseconds(), w.State, t2i(w.CreatedAt), t2i(seen), t2i(seen), int64(0))
+		t.after = append(t.after, func() { s.sightings.forget(w.ID) })
 		return err
 	})
 }
@@ -139,6 +140,7 @@ func (s *Store) DeleteWorker(ctx context.Context, id string, now time.Time) ([]*
 		if err != nil {
 			return err
 		}
+		t.after = append(t.after, func() { s.sightings.forget(id) })
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: worker %s: %w", id, store.ErrNotFound)
 		}
