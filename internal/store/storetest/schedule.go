@@ -364,7 +364,7 @@ func testSchedule(t *testing.T, newStore newStoreFunc) {
 		if !second.Fired || second.Created || second.Job.ID != first.Job.ID {
 			t.Errorf("tick with a held unique key = %+v, want fired with the existing job %s", second, first.Job.ID)
 		}
-		if got := h.getSchedule(tenantA, "s"); !got.NextRunAt.Equal(at(3*time.Minute)) {
+		if got := h.getSchedule(tenantA, "s"); !got.NextRunAt.Equal(at(3 * time.Minute)) {
 			t.Errorf("next run %v, want %v", got.NextRunAt, at(3*time.Minute))
 		}
 		if n := h.countJobs(tenantA); n != 1 {
