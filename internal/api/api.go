@@ -253,6 +253,8 @@ func (a *API) routes() {
 	a.handle("GET /v1/queues", auth.Read, a.listQueues)
 	a.handle("POST /v1/queues/{name}/pause", auth.Submit, a.pauseQueue)
 	a.handle("POST /v1/queues/{name}/resume", auth.Submit, a.resumeQueue)
+
+	a.scheduleRoutes()
 }
 
 // handlerFunc is an endpoint: it writes its answer, or returns an error

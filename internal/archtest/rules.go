@@ -38,6 +38,11 @@ var Rules = []Rule{
 		Only:     []string{"std"},
 	},
 	{
+		Name:     "internal/cron imports only the standard library and robfig/cron",
+		Packages: []string{"./internal/cron/..."},
+		Only:     []string{"std", "github.com/robfig/cron/..."},
+	},
+	{
 		Name:     "the store seam and its conformance suite know no store engine and no HTTP",
 		Packages: []string{"./internal/store", "./internal/store/storetest/..."},
 		Deny:     append([]string{"net/http/...", "./internal/engine/...", "./internal/api/...", "./internal/server/..."}, concreteStores...),

@@ -118,6 +118,7 @@ func newRoot(a *app) *cobra.Command {
 		newBatchesCommand(a),
 		newWatchCommand(a),
 		newQueuesCommand(a),
+		newSchedulesCommand(a),
 		newWorkersCommand(a),
 		newReservationsCommand(a),
 	)

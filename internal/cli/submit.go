@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/client"
@@ -61,23 +62,29 @@ func newSubmitCommand(a *app) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Name, "name", "", "display name of the job")
 	f.StringVar(&cfg.Tenant, "tenant", "", "tenant of the job (admin tokens only; default \"default\")")
-	f.StringArrayVarP(&cfg.Params, "param", "p", nil, "a param: key=string or key:=JSON (repeatable)")
-	f.StringVar(&cfg.ParamsJSON, "params", "", "params as JSON, or @file to read them from a file")
-	f.StringVarP(&cfg.Queue, "queue", "q", "", "queue of the job (default \"default\")")
-	f.IntVar(&cfg.Priority, "priority", 0, "priority, -100 to 100; higher runs first")
+	cfg.addJobFlags(f)
 	f.StringVar(&cfg.BatchID, "batch", "", "ID of an open batch to add the job to")
 	f.DurationVar(&cfg.Delay, "delay", 0, "run the job after this delay (e.g. 10s, 5m)")
 	f.StringVar(&cfg.RunAt, "run-at", "", "run the job at this time (RFC 3339, e.g. 2026-11-23T10:00:00Z)")
-	f.IntVar(&cfg.MaxAttempts, "max-attempts", 0, "most attempts (default the server's, 5)")
-	f.DurationVar(&cfg.Timeout, "timeout", 0, "limit of each attempt (default none)")
-	f.StringVar(&cfg.UniqueKey, "unique-key", "", "while an unfinished job has this key, return it instead of submitting another")
-	f.StringVar(&cfg.SingletonKey, "singleton-key", "", "at most one job with this key runs at a time")
-	f.StringArrayVar(&cfg.Tags, "tag", nil, "a tag (repeatable)")
-	f.StringArrayVar(&cfg.Metadata, "metadata", nil, "a metadata entry, key=value (repeatable)")
 	f.BoolVarP(&cfg.Wait, "wait", "w", false, "wait for the job to finish and print its outcome")
 	return cmd
+}
+
+// addJobFlags adds the flags of a job body that submit and schedules put
+// share (not tenant, batch, delay, run-at, wait).
+func (c *submitConfig) addJobFlags(f *pflag.FlagSet) {
+	f.StringVar(&c.Name, "name", "", "display name of the job")
+	f.StringArrayVarP(&c.Params, "param", "p", nil, "a param: key=string or key:=JSON (repeatable)")
+	f.StringVar(&c.ParamsJSON, "params", "", "params as JSON, or @file to read them from a file")
+	f.StringVarP(&c.Queue, "queue", "q", "", "queue of the job (default \"default\")")
+	f.IntVar(&c.Priority, "priority", 0, "priority, -100 to 100; higher runs first")
+	f.IntVar(&c.MaxAttempts, "max-attempts", 0, "most attempts (default the server's, 5)")
+	f.DurationVar(&c.Timeout, "timeout", 0, "limit of each attempt (default none)")
+	f.StringVar(&c.UniqueKey, "unique-key", "", "while an unfinished job has this key, return it instead of submitting another")
+	f.StringVar(&c.SingletonKey, "singleton-key", "", "at most one job with this key runs at a time")
+	f.StringArrayVar(&c.Tags, "tag", nil, "a tag (repeatable)")
+	f.StringArrayVar(&c.Metadata, "metadata", nil, "a metadata entry, key=value (repeatable)")
 }
 
 // request builds the job request of the flags.

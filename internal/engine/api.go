@@ -76,6 +76,14 @@ type API interface {
 	GetReservation(ctx context.Context, tenant, name string) (*job.Reservation, error)
 	ListReservations(ctx context.Context, p ReservationListParams) ([]*job.Reservation, string, error)
 
+	PutSchedule(ctx context.Context, s ScheduleSpec) (*job.Schedule, bool, error)
+	GetSchedule(ctx context.Context, tenant, name string) (*job.Schedule, error)
+	ListSchedules(ctx context.Context, p *store.ListSchedulesParams) ([]*job.Schedule, string, error)
+	DeleteSchedule(ctx context.Context, tenant, name string) error
+	PauseSchedule(ctx context.Context, tenant, name string) (*job.Schedule, error)
+	ResumeSchedule(ctx context.Context, tenant, name string) (*job.Schedule, error)
+	TriggerSchedule(ctx context.Context, tenant, name string) (*job.Job, error)
+
 	// Subscribe follows events matching f with Seq > after (after < 0: only
 	// new events from now on).
 	Subscribe(ctx context.Context, f event.Filter, after int64) (*event.Subscription, error)

@@ -50,6 +50,11 @@ type Config struct {
 	// for being due, besides waking at the earliest due time the store
 	// reports. Defaults to 1s.
 	PromoteInterval time.Duration
+	// CronInterval is how often the maintenance leader looks for due
+	// schedules besides waking at the earliest next run it knows of: a
+	// schedule put through another server is seen within it. Defaults to
+	// 1s.
+	CronInterval time.Duration
 	// RetentionInterval is how often old jobs, batches and events are
 	// deleted and lost workers pruned. Defaults to 1m.
 	RetentionInterval time.Duration
@@ -87,7 +92,7 @@ type Config struct {
 	// 256.
 	EventBuffer int
 	// Leader reports whether this server runs the maintenance loops
-	// (promote, rescue, retention, worker pruning) at the moment. With
+	// (promote, cron, rescue, retention, worker pruning) at the moment. With
 	// several servers on one database it is the seam for leader election.
 	// Defaults to always true, or, with Elect, to this engine holding the
 	// LeaderReservation.
@@ -126,6 +131,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.RescueInterval, time.Second)
 	def(&c.PromoteInterval, time.Second)
+	def(&c.CronInterval, time.Second)
 	def(&c.RetentionInterval, time.Minute)
 	def(&c.JobRetention, 7*24*time.Hour)
 	def(&c.EventRetention, time.Hour)

@@ -2,7 +2,8 @@
 // validates and submits jobs and batches, leases them to workers with long
 // polling, renews and finishes leases with the backoff policy, follows jobs
 // through the event [event.Hub], and runs the maintenance loops that promote
-// due jobs, rescue expired leases, apply retention and prune lost workers.
+// due jobs, fire cron schedules, rescue expired leases, apply retention and
+// prune lost workers.
 //
 // The engine knows nothing of HTTP or SQL; the server, the embedded package
 // and tests call it through [API].
@@ -50,6 +51,7 @@ type Engine struct {
 	promoteMu   sync.Mutex
 	promoteAt   time.Time     // earliest pending RunAt known; zero if none
 	promoteWake chan struct{} // capacity 1: promoteAt moved earlier
+	cronWake    chan struct{} // capacity 1: a schedule was put or resumed
 
 	wmu     sync.Mutex
 	workers map[string]*workerEntry
@@ -82,6 +84,7 @@ func New(st store.Store, cfg Config) *Engine {
 		log:         cfg.Logger,
 		hint:        make(chan struct{}),
 		promoteWake: make(chan struct{}, 1),
+		cronWake:    make(chan struct{}, 1),
 		workers:     make(map[string]*workerEntry),
 		stop:        make(chan struct{}),
 	}
@@ -130,6 +133,7 @@ func (e *Engine) Start(ctx context.Context) {
 		e.wg.Go(func() { e.elector.run(ctx) })
 	}
 	e.wg.Go(func() { e.promoteLoop(ctx) })
+	e.wg.Go(func() { e.cronLoop(ctx) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RescueInterval, e.rescue) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RescueInterval, e.settleBatches) })
 	e.wg.Go(func() { e.every(ctx, e.cfg.RetentionInterval, e.retain) })

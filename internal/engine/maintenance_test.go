@@ -144,6 +144,7 @@ func TestRetention(t *testing.T) {
 		EventPollInterval: time.Minute,
 		PromoteInterval:   time.Minute,
 		RescueInterval:    time.Minute,
+		CronInterval:      time.Minute,
 		JobRetention:      24 * time.Hour,
 	}
 	run(t, cfg, func(t *testing.T, v *env) {

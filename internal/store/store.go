@@ -197,6 +197,32 @@ type Store interface {
 	// as of now, by tenant then name, without History.
 	ListReservations(ctx context.Context, tenant string, now time.Time) ([]*job.Reservation, error)
 
+	// PutSchedule creates or replaces the schedule (s.Tenant, s.Name) and
+	// returns it as stored, and whether it was created. The store sets
+	// Version (1, or the old one plus 1) and keeps CreatedAt, LastRunAt,
+	// LastJobID, Skipped and LastSkippedAt of a replaced schedule; it keeps
+	// the old NextRunAt where [KeepNextRun] says so, else stores s's.
+	PutSchedule(ctx context.Context, s *job.Schedule) (*job.Schedule, bool, error)
+	// GetSchedule returns a tenant's schedule (tenant is required here).
+	GetSchedule(ctx context.Context, tenant, name string) (*job.Schedule, error)
+	// ListSchedules returns a page of a tenant's ("" all) schedules, by
+	// tenant then name.
+	ListSchedules(ctx context.Context, p *ListSchedulesParams) ([]*job.Schedule, string, error)
+	// DeleteSchedule deletes a schedule; the jobs it enqueued stay.
+	DeleteSchedule(ctx context.Context, tenant, name string) error
+	// SetSchedulePaused pauses a schedule (NextRunAt becomes zero) or
+	// resumes a paused one (NextRunAt becomes p.NextRunAt), bumping its
+	// Version; pausing a paused or resuming a running schedule changes
+	// nothing.
+	SetSchedulePaused(ctx context.Context, p *PauseScheduleParams) (*job.Schedule, error)
+	// DueSchedules returns up to limit unpaused schedules whose NextRunAt
+	// <= now, earliest first, and the earliest NextRunAt after now (zero
+	// if none).
+	DueSchedules(ctx context.Context, now time.Time, limit int) ([]*job.Schedule, time.Time, error)
+	// FireSchedule enqueues p.Job for a schedule in one transaction, as a
+	// compare-and-swap; see [FireScheduleParams].
+	FireSchedule(ctx context.Context, p *FireScheduleParams) (FireResult, error)
+
 	// OnChange registers f to be called after commits that made jobs
 	// leasable or appended events (for shared stores: on any process, as a
 	// best-effort hint). f must not block.

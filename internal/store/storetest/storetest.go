@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ownership", testOwnership},
 		{"Lifecycle", testLifecycle},
 		{"Reservation", testReservation},
+		{"Schedule", testSchedule},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })
