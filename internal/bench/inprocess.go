@@ -22,12 +22,12 @@ type inProcess struct {
 	g     *embedded.Gantry
 	specs []embedded.JobSpec
 
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	errs    []error
-	errsMu  sync.Mutex
-	latMu sync.Mutex
-	lat   map[string]time.Duration
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	errs   []error
+	errsMu sync.Mutex
+	latMu  sync.Mutex
+	lat    map[string]time.Duration
 }
 
 func openInProcess(ctx context.Context, cfg Config) (*inProcess, error) {
