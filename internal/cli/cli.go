@@ -119,6 +119,7 @@ func newRoot(a *app) *cobra.Command {
 		newWatchCommand(a),
 		newQueuesCommand(a),
 		newWorkersCommand(a),
+		newBenchCommand(a),
 	)
 	return root
 }
