@@ -53,7 +53,7 @@ const (
 
 // pollEvery is how often the queue's counts are read for progress and to
 // see the end of the run.
-const pollEvery = 100 * time.Millisecond
+const pollEvery = 250 * time.Millisecond
 
 // Config configures [Run]. Zero fields take their defaults.
 type Config struct {
@@ -94,7 +94,7 @@ type Config struct {
 	WorkerCommand []string
 	// WorkerEnv is added to the worker processes' environment.
 	WorkerEnv []string
-	// Progress, if set, is called about every 100 ms of the timed phase,
+	// Progress, if set, is called about every 250 ms of the timed phase,
 	// from one goroutine.
 	Progress func(Progress)
 	// Logger receives Gantry's logs. Defaults to discarding them.
