@@ -20,7 +20,7 @@ json=$(/tmp/vsriver -database-url "$url" -json "${args[@]}" 2>/tmp/vsriver.log)
 echo "### Gantry vs River, $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $(psql "$url" -Atc 'show server_version' 2>/dev/null || echo '?')"
 echo
 echo '```sh'
-echo "go run ./bench/vsriver ${args[*]}"
+echo "cd bench/vsriver && go run . ${args[*]}"
 echo '```'
 echo
 echo "| scenario | River jobs/s | Gantry jobs/s | ratio | River p50 ms | Gantry p50 ms |"
@@ -39,7 +39,7 @@ cat /tmp/vsriver.log
 echo '```'
 echo
 echo '```sh'
-echo "go run ./bench/vsriver chart ${chart[*]}"
+echo "cd bench/vsriver && go run . chart ${chart[*]}"
 echo '```'
 echo
 echo '```'
