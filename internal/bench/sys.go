@@ -85,12 +85,18 @@ func (d *database) size(ctx context.Context) (int64, error) {
 
 // close removes a temporary directory or drops the schema.
 func (d *database) close() error {
-	if d.url == "" {
-		if d.tempDir {
-			return os.RemoveAll(d.dir)
-		}
-		return nil
+	var err error
+	if d.tempDir {
+		err = os.RemoveAll(d.dir)
 	}
+	if d.url == "" {
+		return err
+	}
+	return errors.Join(err, d.dropSchema())
+}
+
+// dropSchema drops the run's PostgreSQL schema.
+func (d *database) dropSchema() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, d.url)
