@@ -121,6 +121,7 @@ func newRoot(a *app) *cobra.Command {
 		newSchedulesCommand(a),
 		newWorkersCommand(a),
 		newReservationsCommand(a),
+		newBenchCommand(a),
 	)
 	return root
 }

@@ -1,0 +1,419 @@
+// Command vsriver runs the same workloads on River (riverqueue/river with
+// riverpgxv5) and on Gantry (package embedded) against the same
+// PostgreSQL, one system after the other, for several rounds, and prints
+// the medians side by side:
+//
+//	(a) drain: work N jobs inserted beforehand;
+//	(b) steady: insert and work at once for a fixed duration;
+//	(c) latency: submit-to-start of single jobs with idle workers;
+//	(d) deep: throughput of the first jobs of a queue D jobs deep.
+//
+// Each system runs in a schema of its own, created and dropped for every
+// measurement, with the same worker concurrency, the same batch size and
+// each its default connection pool (pgxpool's: 4 connections on 2 cores).
+//
+//	go run . [flags]          the comparison (see -help)
+//	go run . chart [flags]    throughput against queue depth, as an SVG
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+)
+
+// defaultURL is the database used without -database-url.
+const defaultURL = "postgres://postgres@127.0.0.1:5432/test"
+
+// options are the comparison's flags.
+type options struct {
+	url          string
+	rounds       int
+	concurrency  int
+	batch        int
+	jobs         int           // (a)
+	steady       time.Duration // (b)
+	latencyJobs  int           // (c)
+	depth        int           // (d)
+	depthJobs    int           // (d)
+	scenarios    string
+	json         bool
+	river        riverSettings
+	measureLimit time.Duration
+	observe      string
+}
+
+func (o *options) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.url, "database-url", defaultURL, "PostgreSQL database; each system gets schemas of its own there")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each reports the median")
+	fs.IntVar(&o.concurrency, "concurrency", 200, "worker concurrency of both systems (River MaxWorkers, Gantry worker Concurrency)")
+	fs.IntVar(&o.batch, "batch", 1000, "jobs per insert call (River InsertMany, Gantry SubmitBatch)")
+	fs.IntVar(&o.jobs, "jobs", 20000, "(a) jobs inserted, then drained")
+	fs.DurationVar(&o.steady, "steady", 10*time.Second, "(b) how long to insert and work at once")
+	fs.IntVar(&o.latencyJobs, "latency-jobs", 200, "(c) single jobs submitted one at a time")
+	fs.IntVar(&o.depth, "depth", 1000000, "(d) jobs queued before working")
+	fs.IntVar(&o.depthJobs, "depth-jobs", 20000, "(d) jobs worked from the deep queue for the measure")
+	fs.StringVar(&o.scenarios, "scenarios", "a,b,c,d", "scenarios to run, comma-separated")
+	fs.BoolVar(&o.json, "json", false, `print {"scenarios": [...]} as JSON`)
+	fs.DurationVar(&o.river.FetchCooldown, "river-fetch-cooldown", 2*time.Millisecond, "River FetchCooldown (River's benchmark uses 2ms)")
+	fs.DurationVar(&o.river.FetchPollInterval, "river-fetch-poll-interval", 20*time.Millisecond, "River FetchPollInterval (River's benchmark uses 20ms)")
+	fs.StringVar(&o.observe, "gantry-observe", observeEvents, "how Gantry's completions are seen: events (job.succeeded events, as River's completed events) or handler (counted as handlers return, confirmed in the store at the end)")
+	fs.DurationVar(&o.measureLimit, "timeout", 10*time.Minute, "longest one measurement may take")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	args := os.Args[1:]
+	var err error
+	if len(args) > 0 && args[0] == "chart" {
+		err = runChart(ctx, args[1:], os.Stdout, os.Stderr)
+	} else {
+		err = runCompare(ctx, args, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsriver:", err)
+		os.Exit(1)
+	}
+}
+
+// scenarioResult is one line of the JSON output. The p50 is null for the
+// throughput scenarios, the jobs/s null for the latency one. Ratio is
+// Gantry ÷ River in jobs/s, and River ÷ Gantry in p50 for the latency
+// scenario: above 1, Gantry is ahead.
+type scenarioResult struct {
+	Name             string   `json:"name"`
+	RiverJobsPerSec  *float64 `json:"river_jobs_per_sec"`
+	GantryJobsPerSec *float64 `json:"gantry_jobs_per_sec"`
+	Ratio            float64  `json:"ratio"`
+	RiverP50Ms       *float64 `json:"river_p50_ms"`
+	GantryP50Ms      *float64 `json:"gantry_p50_ms"`
+}
+
+// measurement is what one scenario measured on one system in one round.
+type measurement struct {
+	jobsPerSec float64
+	p50ms      float64
+}
+
+// scenario is one workload.
+type scenario struct {
+	key, name string
+	latency   bool // the headline is the p50, not jobs/s
+	run       func(ctx context.Context, o *options, s side) (measurement, error)
+}
+
+func scenarios(o *options) []scenario {
+	return []scenario{
+		{key: "a", name: fmt.Sprintf("(a) drain %d queued jobs", o.jobs), run: drain},
+		{key: "b", name: fmt.Sprintf("(b) steady insert+work, %s", o.steady), run: steady},
+		{key: "c", name: fmt.Sprintf("(c) single-job latency, idle workers (%d jobs)", o.latencyJobs), latency: true, run: latency},
+		{key: "d", name: fmt.Sprintf("(d) work %d jobs of a %d-deep queue", o.depthJobs, o.depth), run: deep},
+	}
+}
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("vsriver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	want := strings.Split(o.scenarios, ",")
+	var results []scenarioResult
+	for _, sc := range scenarios(&o) {
+		if !slices.Contains(want, sc.key) {
+			continue
+		}
+		river, gantry, err := rounds(ctx, &o, sc, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+		results = append(results, summarize(sc, river, gantry))
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"scenarios": results})
+	}
+	return writeTable(stdout, &o, results)
+}
+
+func (o *options) check() error {
+	switch {
+	case o.rounds < 1:
+		return errors.New("-rounds must be at least 1")
+	case o.concurrency < 1 || o.concurrency > 10000:
+		return errors.New("-concurrency must be between 1 and 10000 (River's MaxWorkers bound)")
+	case o.batch < 1 || o.batch > 10000:
+		return errors.New("-batch must be between 1 and 10000")
+	case o.jobs < 1 || o.latencyJobs < 1 || o.depthJobs < 1 || o.depth < o.depthJobs:
+		return errors.New("-jobs, -latency-jobs and -depth-jobs must be at least 1, -depth at least -depth-jobs")
+	case o.steady <= 0:
+		return errors.New("-steady must be positive")
+	case o.observe != observeEvents && o.observe != observeHandler:
+		return errors.New("-gantry-observe must be events or handler")
+	}
+	return nil
+}
+
+// rounds runs sc on both systems o.rounds times, alternating which goes
+// first, and returns their measurements.
+func rounds(ctx context.Context, o *options, sc scenario, log io.Writer) (river, gantry []measurement, err error) {
+	for i := range o.rounds {
+		order := []string{"river", "gantry"}
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, system := range order {
+			m, err := measureOnce(ctx, o, sc, system)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s, round %d: %w", system, i+1, err)
+			}
+			if system == "river" {
+				river = append(river, m)
+			} else {
+				gantry = append(gantry, m)
+			}
+			fmt.Fprintf(log, "%s  round %d/%d  %-6s  %s\n", sc.name, i+1, o.rounds, system, m.format(sc.latency))
+		}
+	}
+	return river, gantry, nil
+}
+
+func (m measurement) format(latency bool) string {
+	if latency {
+		return fmt.Sprintf("p50 %.2f ms", m.p50ms)
+	}
+	return fmt.Sprintf("%.0f jobs/s", m.jobsPerSec)
+}
+
+// measureOnce sets system up on a fresh schema, runs sc and tears down.
+func measureOnce(ctx context.Context, o *options, sc scenario, system string) (m measurement, err error) {
+	ctx, cancel := context.WithTimeout(ctx, o.measureLimit)
+	defer cancel()
+	var s side
+	if system == "river" {
+		s, err = openRiver(ctx, o.url, o.concurrency, o.batch, o.river)
+	} else {
+		s, err = openGantry(ctx, o.url, o.concurrency, o.batch, o.observe)
+	}
+	if err != nil {
+		return m, err
+	}
+	defer func() { err = errors.Join(err, s.close()) }()
+	return sc.run(ctx, o, s)
+}
+
+// preload inserts n jobs in batches from 2 goroutines, untimed.
+func preload(ctx context.Context, o *options, s side, n int) error {
+	return insertLoop(ctx, o, s, n, time.Time{}, true, nil)
+}
+
+// insertLoop inserts n jobs, or batches until until, from 2 goroutines.
+func insertLoop(ctx context.Context, o *options, s side, n int, until time.Time, bulk bool, count *atomic.Int64) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	var mu sync.Mutex // the sides reuse one slice of insert params
+	for i := range 2 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				size := o.batch
+				if until.IsZero() {
+					from := int(next.Add(int64(o.batch))) - o.batch
+					if from >= n {
+						return
+					}
+					size = min(size, n-from)
+				} else if !time.Now().Before(until) {
+					return
+				}
+				mu.Lock()
+				err := s.insert(ctx, size, bulk)
+				mu.Unlock()
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if count != nil {
+					count.Add(int64(size))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(append(errs, ctx.Err())...)
+}
+
+// drain is scenario (a): N jobs queued, then worked; from start to the
+// N-th completion.
+func drain(ctx context.Context, o *options, s side) (measurement, error) {
+	return drainFrom(ctx, o, s, o.jobs, o.jobs)
+}
+
+// deep is scenario (d): D jobs queued; from start to the M-th completion.
+func deep(ctx context.Context, o *options, s side) (measurement, error) {
+	return drainFrom(ctx, o, s, o.depth, o.depthJobs)
+}
+
+func drainFrom(ctx context.Context, o *options, s side, queued, worked int) (measurement, error) {
+	if err := preload(ctx, o, s, queued); err != nil {
+		return measurement{}, fmt.Errorf("preload: %w", err)
+	}
+	t0 := time.Now()
+	if err := s.start(ctx); err != nil {
+		return measurement{}, err
+	}
+	t1, err := s.completions().wait(ctx, int64(worked))
+	if err != nil {
+		return measurement{}, err
+	}
+	if t, err := confirm(ctx, s, worked); err != nil {
+		return measurement{}, err
+	} else if !t.IsZero() {
+		t1 = t
+	}
+	return measurement{jobsPerSec: float64(worked) / t1.Sub(t0).Seconds()}, nil
+}
+
+// steady is scenario (b): insert (InsertMany / SubmitBatch, 2 goroutines)
+// and work at once; completions observed within the duration.
+func steady(ctx context.Context, o *options, s side) (measurement, error) {
+	if err := s.start(ctx); err != nil {
+		return measurement{}, err
+	}
+	t0 := time.Now()
+	until := t0.Add(o.steady)
+	var inserted atomic.Int64
+	errc := make(chan error, 1)
+	go func() { errc <- insertLoop(ctx, o, s, 0, until, false, &inserted) }()
+	select {
+	case <-time.After(time.Until(until)):
+	case <-ctx.Done():
+		return measurement{}, ctx.Err()
+	}
+	done := s.completions().load()
+	if err := <-errc; err != nil {
+		return measurement{}, fmt.Errorf("insert: %w", err)
+	}
+	if _, err := confirm(ctx, s, int(done)); err != nil {
+		return measurement{}, err
+	}
+	return measurement{jobsPerSec: float64(done) / o.steady.Seconds()}, nil
+}
+
+// confirm waits until the database shows n completed jobs: at once when
+// completions were observed as stored (events); else it returns when it
+// saw them.
+func confirm(ctx context.Context, s side, n int) (time.Time, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for first := true; ; first = false {
+		err := s.confirm(ctx, n)
+		if err == nil {
+			if first {
+				return time.Time{}, nil
+			}
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// latency is scenario (c): one job at a time with idle workers; the p50
+// of submit (the submitter's clock) to the handler starting.
+func latency(ctx context.Context, o *options, s side) (measurement, error) {
+	lat := s.measure()
+	if err := s.start(ctx); err != nil {
+		return measurement{}, err
+	}
+	var ds []time.Duration
+	for i := range o.latencyJobs + 5 {
+		time.Sleep(5 * time.Millisecond) // let the workers go back to waiting
+		if err := s.insertOne(ctx); err != nil {
+			return measurement{}, err
+		}
+		select {
+		case d := <-lat:
+			if i >= 5 { // the first jobs warm up
+				ds = append(ds, d)
+			}
+		case <-time.After(30 * time.Second):
+			return measurement{}, errors.New("a job did not start within 30 seconds")
+		case <-ctx.Done():
+			return measurement{}, ctx.Err()
+		}
+	}
+	slices.Sort(ds)
+	return measurement{p50ms: float64(ds[len(ds)/2]) / float64(time.Millisecond)}, nil
+}
+
+func median(ms []measurement, f func(measurement) float64) float64 {
+	vs := make([]float64, len(ms))
+	for i, m := range ms {
+		vs[i] = f(m)
+	}
+	slices.Sort(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2]
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+}
+
+func summarize(sc scenario, river, gantry []measurement) scenarioResult {
+	r := scenarioResult{Name: sc.name}
+	if sc.latency {
+		rp, gp := median(river, func(m measurement) float64 { return m.p50ms }), median(gantry, func(m measurement) float64 { return m.p50ms })
+		r.RiverP50Ms, r.GantryP50Ms = &rp, &gp
+		if gp > 0 {
+			r.Ratio = rp / gp
+		}
+		return r
+	}
+	rj, gj := median(river, func(m measurement) float64 { return m.jobsPerSec }), median(gantry, func(m measurement) float64 { return m.jobsPerSec })
+	r.RiverJobsPerSec, r.GantryJobsPerSec = &rj, &gj
+	if rj > 0 {
+		r.Ratio = gj / rj
+	}
+	return r
+}
+
+func writeTable(w io.Writer, o *options, rs []scenarioResult) error {
+	fmt.Fprintf(w, "River vs Gantry on PostgreSQL: concurrency %d each, batches of %d, median of %d rounds\n", o.concurrency, o.batch, o.rounds)
+	fmt.Fprintf(w, "ratio: Gantry ÷ River in jobs/s, River ÷ Gantry in p50 (above 1: Gantry ahead)\n\n")
+	width := len("scenario")
+	for _, r := range rs {
+		width = max(width, len(r.Name))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tRiver jobs/s\tGantry jobs/s\tratio\tRiver p50 ms\tGantry p50 ms\t\n", width, "scenario")
+	num := func(p *float64, format string) string {
+		if p == nil {
+			return "–"
+		}
+		return fmt.Sprintf(format, *p)
+	}
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%.2f\t%s\t%s\t\n", width, r.Name, num(r.RiverJobsPerSec, "%.0f"), num(r.GantryJobsPerSec, "%.0f"),
+			r.Ratio, num(r.RiverP50Ms, "%.2f"), num(r.GantryP50Ms, "%.2f"))
+	}
+	return tw.Flush()
+}
