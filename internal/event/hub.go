@@ -77,7 +77,20 @@ type Hub struct {
 	// pending holds ephemeral events published before the stored events
 	// committed ahead of them were fanned out, oldest first.
 	pending []pendingEvent
+
+	// recent holds events this process's commits appended (see
+	// store.Change.Events), by seq, for tail to take instead of reading
+	// the store when they follow its cursor.
+	rmu    sync.Mutex
+	recent []job.Event
+	// following is set while the hub has live subscriptions: only then
+	// are local commits' events kept in recent.
+	following atomic.Bool
 }
+
+// maxRecent bounds the events held in Hub.recent; beyond it the oldest go
+// (tail then reads them from the store).
+const maxRecent = 8192
 
 // pendingEvent is an ephemeral event waiting for the stored events before it.
 type pendingEvent struct {
@@ -103,6 +116,9 @@ func NewHub(st store.Store, opts Options) *Hub {
 	st.OnChange(func(c store.Change) {
 		if c.LastSeq == 0 {
 			return
+		}
+		if len(c.Events) > 0 && h.following.Load() {
+			h.addRecent(c.Events)
 		}
 		for {
 			k := h.known.Load()
@@ -190,6 +206,7 @@ func (h *Hub) tail(ctx context.Context) {
 		h.mu.Lock()
 		after := h.last
 		idle := len(h.subs) == 0
+		h.following.Store(!idle)
 		h.mu.Unlock()
 		if idle {
 			// Nobody follows live: move past the new events without
@@ -206,18 +223,24 @@ func (h *Hub) tail(ctx context.Context) {
 			h.mu.Lock()
 			if len(h.subs) == 0 {
 				h.last = max(h.last, newest)
+				h.takeRecent(h.last, 0) // drops what is kept
 				h.flushPending()
 				h.mu.Unlock()
 				return
 			}
 			h.mu.Unlock()
 		}
-		evs, err := h.st.ReadEvents(ctx, after, h.opts.PageSize)
-		if err != nil {
-			if ctx.Err() == nil {
-				h.opts.Logger.Error("event: read events", "after", after, "err", err)
+		evs, local := h.takeRecent(after, h.opts.PageSize), true
+		if len(evs) == 0 {
+			local = false
+			var err error
+			evs, err = h.st.ReadEvents(ctx, after, h.opts.PageSize)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.opts.Logger.Error("event: read events", "after", after, "err", err)
+				}
+				return
 			}
-			return
 		}
 		if len(evs) == 0 {
 			return
@@ -229,10 +252,56 @@ func (h *Hub) tail(ctx context.Context) {
 		h.last = evs[len(evs)-1].Seq
 		h.flushPending()
 		h.mu.Unlock()
+		if local {
+			if h.known.Load() <= evs[len(evs)-1].Seq {
+				return // nothing announced beyond what was given
+			}
+			continue
+		}
 		if len(evs) < h.opts.PageSize {
 			return
 		}
 	}
+}
+
+// addRecent keeps evs, events of a local commit numbered consecutively,
+// for tail.
+func (h *Hub) addRecent(evs []job.Event) {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	// Commits report in about seq order; insert where evs belongs.
+	i := len(h.recent)
+	for i > 0 && h.recent[i-1].Seq > evs[0].Seq {
+		i--
+	}
+	h.recent = slices.Insert(h.recent, i, evs...)
+	if len(h.recent) > maxRecent {
+		// Drop the older half at once; tail reads them from the store.
+		h.recent = slices.Delete(h.recent, 0, len(h.recent)-maxRecent/2)
+	}
+}
+
+// takeRecent returns up to limit kept events that follow seq after
+// without a gap, dropping them and every older one; nil when the event
+// after after is not kept.
+func (h *Hub) takeRecent(after int64, limit int) []job.Event {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	i := 0
+	for i < len(h.recent) && h.recent[i].Seq <= after {
+		i++
+	}
+	h.recent = slices.Delete(h.recent, 0, i)
+	n := 0
+	for n < len(h.recent) && n < limit && h.recent[n].Seq == after+1+int64(n) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := slices.Clone(h.recent[:n])
+	h.recent = slices.Delete(h.recent, 0, n)
+	return out
 }
 
 // fanout hands a stored event to every live subscription. A subscription
@@ -471,6 +540,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 		h.mu.Lock()
 		if h.last <= s.cursor {
 			h.subs[s] = struct{}{}
+			h.following.Store(true)
 			h.mu.Unlock()
 			return nil
 		}

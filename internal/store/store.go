@@ -239,6 +239,11 @@ type Change struct {
 	JobsAvailable bool
 	// LastSeq is the newest event sequence committed, if events were appended.
 	LastSeq int64
+	// Events, when not nil, are the events a commit of this process
+	// appended, numbered, exactly as ReadEvents returns them: a follower
+	// of the log whose cursor is just before the first of them may take
+	// them instead of reading the store. Stores may leave it nil.
+	Events []job.Event
 }
 
 // InsertJobsParams are the arguments of [Store.InsertJobs].

@@ -438,17 +438,17 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	if err := fn(t); err != nil {
 		return err
 	}
-	var last int64
+	var (
+		last int64
+		data []byte
+	)
 	if n := len(t.events); n > 0 {
 		// One statement takes the sequence numbers and writes the chunk:
 		// the counter's row lock, which orders event-emitting commits, is
 		// held for it and the commit only.
-		if err := t.queryRow(writeEventsSQL, n, t2i(t.events[n-1].At), rowscan.EncodeChunk(t.events)).Scan(&last); err != nil {
+		data = rowscan.EncodeChunk(t.events)
+		if err := t.queryRow(writeEventsSQL, n, t2i(t.events[n-1].At), data).Scan(&last); err != nil {
 			return fmt.Errorf("write events: %w", err)
-		}
-		first := last - int64(n) + 1
-		for i := range t.events {
-			t.events[i].Seq = first + int64(i)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -458,7 +458,16 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 		f()
 	}
 	if t.jobsAvailable || last > 0 {
-		s.changed(store.Change{JobsAvailable: t.jobsAvailable, LastSeq: last})
+		c := store.Change{JobsAvailable: t.jobsAvailable, LastSeq: last}
+		if last > 0 {
+			// The events as ReadEvents will return them, for this
+			// process's followers of the log to take without reading it.
+			first := last - int64(len(t.events)) + 1
+			if evs, err := rowscan.DecodeChunk(nil, data, first, first-1); err == nil {
+				c.Events = evs
+			}
+		}
+		s.changed(c)
 		s.notifier.hint(t.jobsAvailable, last)
 	}
 	return nil
