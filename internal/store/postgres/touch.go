@@ -54,16 +54,16 @@ func (s *sightings) stale(ids []string, now time.Time, active bool) []string {
 	})
 }
 
-// wrote records that the row of id was written at now.
-func (s *sightings) wrote(id string, now time.Time, active bool, slack time.Duration) {
+// remember records what the row of id holds (as of a commit of this store).
+func (s *sightings) remember(id string, g sighting) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.m = map[string]sighting{}
 	}
 	if len(s.m) >= maxSightings {
-		for k, g := range s.m {
-			if now.Sub(g.seen) > time.Minute || now.Before(g.seen) {
+		for k, o := range s.m {
+			if g.seen.Sub(o.seen) > time.Minute || g.seen.Before(o.seen) {
 				delete(s.m, k)
 			}
 		}
@@ -71,10 +71,14 @@ func (s *sightings) wrote(id string, now time.Time, active bool, slack time.Dura
 			clear(s.m)
 		}
 	}
-	g := s.m[id]
-	g.seen, g.slack = now, slack
-	if active {
-		g.active = now
+	if o, ok := s.m[id]; ok {
+		// Keep the newest of each time (the row's times only grow).
+		if o.seen.After(g.seen) {
+			g.seen = o.seen
+		}
+		if o.active.After(g.active) {
+			g.active = o.active
+		}
 	}
 	s.m[id] = g
 }
@@ -99,27 +103,38 @@ func (t *ptx) touchWorkers(ids []string, now time.Time, active bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	q := `UPDATE workers SET last_seen = $1 WHERE id = ANY($2::text[]) AND last_seen < $1 - ` + touchSlackSQL + `
-		RETURNING id, lease_ttl_ms`
+	set, stale := `last_seen = $1`, `workers.last_seen < $1 - `+touchSlackSQL
 	if active {
-		q = `UPDATE workers SET last_seen = $1, last_active_at = $1 WHERE id = ANY($2::text[])
-			AND (last_seen < $1 - ` + touchSlackSQL + ` OR last_active_at < $1 - ` + touchSlackSQL + `)
-			RETURNING id, lease_ttl_ms`
+		set = `last_seen = $1, last_active_at = $1`
+		stale = `(` + stale + ` OR workers.last_active_at < $1 - ` + touchSlackSQL + `)`
 	}
-	rows, err := t.query(q, t2i(now), ids)
+	// The rows not written are returned too, with their times: what this
+	// store then remembers saves the next touches within their slack.
+	rows, err := t.query(`WITH w AS (SELECT id, lease_ttl_ms, last_seen, last_active_at FROM workers WHERE id = ANY($2::text[])),
+		u AS (UPDATE workers SET `+set+` FROM w WHERE workers.id = w.id AND `+stale+` RETURNING workers.id)
+		SELECT w.id, w.lease_ttl_ms, w.last_seen, w.last_active_at, u.id IS NOT NULL FROM w LEFT JOIN u ON u.id = w.id`, t2i(now), ids)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id  string
-			ttl int64
+			id         string
+			ttl        int64
+			seen, actv int64
+			written    bool
 		)
-		if err := rows.Scan(&id, &ttl); err != nil {
+		if err := rows.Scan(&id, &ttl, &seen, &actv, &written); err != nil {
 			return err
 		}
-		t.after = append(t.after, func() { t.s.sightings.wrote(id, now, active, touchSlack(ttl)) })
+		g := sighting{seen: i2t(seen), active: i2t(actv), slack: touchSlack(ttl)}
+		if written {
+			g.seen = now
+			if active {
+				g.active = now
+			}
+		}
+		t.after = append(t.after, func() { t.s.sightings.remember(id, g) })
 	}
 	return rows.Err()
 }
