@@ -137,6 +137,9 @@ type Worker struct {
 
 	sem  chan struct{} // one token per running job
 	jobs chan *run     // leased jobs for the runner goroutines
+	// backlog is signaled when a lease filled every slot it asked for:
+	// more jobs are likely waiting (see burstLoop).
+	backlog chan struct{}
 
 	mu      sync.Mutex
 	id      string            // the worker's identity, from the last Register
@@ -162,6 +165,7 @@ func New(t Transport, o Options) *Worker {
 		hbKick:   make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
 		drainCh:  make(chan struct{}),
+		backlog:  make(chan struct{}, 1),
 		hardCh:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -301,7 +305,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		defer close(fetchDone)
 		defer close(w.jobs)
-		w.fetchLoop(leaseCtx, jobsCtx)
+		var fetchers sync.WaitGroup
+		fetchers.Go(func() { w.fetchLoop(leaseCtx, jobsCtx) })
+		if w.opts.Concurrency >= minBurstConcurrency {
+			fetchers.Go(func() { w.burstLoop(leaseCtx, jobsCtx) })
+		}
+		fetchers.Wait()
 	}()
 
 	// Run until asked to stop, then stop leasing.
@@ -432,9 +441,67 @@ func (w *Worker) fetchLoop(ctx, jobsCtx context.Context) {
 			w.drain()
 			return
 		}
+		if len(leases) == n {
+			select {
+			case w.backlog <- struct{}{}:
+			default:
+			}
+		}
 		if len(leases) == 0 && time.Since(sent) < minLeasePeriod {
 			if !sleep(ctx, minLeasePeriod-time.Since(sent)) {
 				return
+			}
+		}
+	}
+}
+
+// minBurstConcurrency is the concurrency from which a worker runs
+// burstLoop: below it, one lease call in flight keeps its slots busy.
+const minBurstConcurrency = 16
+
+// burstLoop leases next to fetchLoop while jobs are waiting: once a lease
+// of fetchLoop fills every slot it asked for, burstLoop leases too, without
+// a long poll, until one of its leases comes back short. Two lease calls
+// are then in flight, so that slots freed while one is under way are
+// filled by the other instead of waiting for it; an idle worker still
+// holds a single long poll.
+func (w *Worker) burstLoop(ctx, jobsCtx context.Context) {
+	for {
+		select {
+		case <-w.backlog:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			select {
+			case w.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			n := 1 + w.grabSlots(cap(w.sem)-1)
+			if n < cap(w.sem)/4 {
+				n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
+			}
+			sent := time.Now()
+			res, err := w.t.Lease(ctx, w.workerID(), n, 0)
+			if err != nil {
+				// fetchLoop reports and handles failures; wait for it to
+				// find a backlog again.
+				w.release(n)
+				break
+			}
+			leases := res.Leases
+			if len(leases) > n {
+				leases = leases[:n]
+			}
+			w.start(jobsCtx, leases, sent)
+			w.release(n - len(leases))
+			if res.Drain {
+				w.drain()
+				return
+			}
+			if len(leases) < n {
+				break
 			}
 		}
 	}
