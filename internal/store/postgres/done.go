@@ -72,7 +72,7 @@ ins AS (INSERT INTO jobs_done (id, tenant, type, name, queue, priority, params, 
 	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, end_state, attempt,
 	attempt_base, progress_pct, progress_msg, end_result, end_error, cancel_requested, created_at,
 	started_at, $1::bigint, '', token, 0, lease_ttl_ms, attempt_worker, end_state, attempts FROM moved)
-SELECT id::text, tenant, type, queue, batch_id, attempt, attempt_worker, end_state FROM moved`
+SELECT id::text, tenant, type, queue, batch_id, attempt, attempt_worker, end_state, singleton_key FROM moved`
 
 // endedByFailure returns the ids of the jobs that failed outcomes ended (the
 // others, ended by finishMoveSQL, are already in jobs_done).

@@ -80,9 +80,12 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			for rows.Next() {
 				var e ended
 				e.j = new(job.Job)
-				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker, &e.state); err != nil {
+				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker, &e.state, &e.j.SingletonKey); err != nil {
 					rows.Close()
 					return err
+				}
+				if e.j.SingletonKey != "" {
+					t.jobsAvailable = true // the next job of its key may run
 				}
 				done = append(done, e)
 			}
@@ -166,6 +169,9 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 			continue
 		}
 		state, kind, runAt := store.FailedTransition(j, &o, p.Now, p.Backoff)
+		if j.SingletonKey != "" {
+			t.jobsAvailable = true // the next job of its key may run
+		}
 		finished := time.Time{}
 		if state.Terminal() {
 			finished = p.Now

@@ -368,8 +368,8 @@ func (t *ptx) endAttempt(j *job.Job, now time.Time, state gantry.State, outcome,
 		}
 	}
 	t.emit(job.EventFor(kind, j, now))
-	if state == gantry.StateQueued {
-		t.jobsAvailable = true
+	if state == gantry.StateQueued || j.SingletonKey != "" {
+		t.jobsAvailable = true // it, or the next job of its singleton key, may run
 	}
 	if state.Terminal() {
 		if err := t.terminal(j.BatchID, now); err != nil {

@@ -282,8 +282,8 @@ func (tx *wtx) endAttempt(rowid int64, j *job.Job, now time.Time, state gantry.S
 		j.RunAt = runAt
 	}
 	tx.emit(job.EventFor(kind, j, now))
-	if state == gantry.StateQueued {
-		tx.jobsAvailable = true
+	if state == gantry.StateQueued || j.SingletonKey != "" {
+		tx.jobsAvailable = true // it, or the next job of its singleton key, may run
 	}
 	if state.Terminal() {
 		if err := tx.terminal(j.BatchID, now); err != nil {
@@ -321,7 +321,7 @@ const finishDirectSQL = `UPDATE jobs SET
 	FROM (SELECT value->>0 AS id, value->>1 AS token, value->>2 AS state, nullif(value->>3, '') AS result,
 		value->>4 AS error FROM json_each(?1)) AS u
 	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND (?3 = '' OR jobs.worker_id = ?3)
-	RETURNING jobs.id, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker, jobs.state`
+	RETURNING jobs.id, jobs.tenant, jobs.type, jobs.queue, jobs.batch_id, jobs.attempt, jobs.attempt_worker, jobs.state, jobs.singleton_key`
 
 // FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
 // applied in one statement; failed ones, whose fate depends on the job's
@@ -421,6 +421,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 					batches = append(batches, j.BatchID)
 				}
 			}
+			if j.SingletonKey != "" {
+				tx.jobsAvailable = true // the next job of its key may run
+			}
 			aj, aOutcome := rowscan.EndedAttempt(j, state, p.Now, o.Outcome, o.Error)
 			updates = append(updates, []any{r.rowid, j.Token, state, string(j.Result), o.Error, t2i(finished), t2i(runAt), aOutcome, aj})
 			workers[j.WorkerID] = true
@@ -470,9 +473,12 @@ func (tx *wtx) finishDirect(p *store.FinishJobsParams, directJSON string, first 
 		var j job.Job
 		var worker string
 		var state string
-		if err := rows.Scan(&j.ID, &j.Tenant, &j.Type, &j.Queue, &j.BatchID, &j.Attempt, &worker, &state); err != nil {
+		if err := rows.Scan(&j.ID, &j.Tenant, &j.Type, &j.Queue, &j.BatchID, &j.Attempt, &worker, &state, &j.SingletonKey); err != nil {
 			rows.Close()
 			return unavailable("finish", err)
+		}
+		if j.SingletonKey != "" {
+			tx.jobsAvailable = true // the next job of its key may run
 		}
 		i := first[j.ID]
 		o := &p.Outcomes[i]

@@ -38,6 +38,15 @@ func testOnChange(t *testing.T, newStore newStoreFunc) {
 		}
 		c.waitFor(t, "JobsAvailable after a manual retry", func(ch store.Change) bool { return ch.JobsAvailable })
 
+		// The end of a running singleton job lets the next of its key run.
+		for _, outcome := range []string{job.OutcomeSucceeded, job.OutcomeFailed} {
+			sj := h.submit(at(time.Minute), job.Spec{Type: "single-" + outcome, SingletonKey: "k", MaxAttempts: 1})
+			l := h.leaseJob(at(time.Minute), w, sj)
+			c.reset()
+			h.mustFinish(at(time.Minute), store.Outcome{JobID: l.ID, Token: l.Token, Outcome: outcome, Error: "x"})
+			c.waitFor(t, "JobsAvailable after a singleton job "+outcome, func(ch store.Change) bool { return ch.JobsAvailable })
+		}
+
 		s := h.submit(at(time.Minute), job.Spec{Type: "later", RunAt: at(time.Hour)})
 		c.reset()
 		if n, _ := h.promote(at(time.Hour), 10); n != 1 {
