@@ -25,7 +25,7 @@ func TestLeaseAfterLongPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	w := worker.New(g.Transport(), worker.Options{Concurrency: 1, LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	w := worker.New(g.Transport(), worker.Options{Concurrency: 1, LeaseTTL: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	w.RegisterFunc("slowish", func(ctx context.Context, j *gantry.Job) (any, error) {
 		select {
 		case <-time.After(300 * time.Millisecond):
@@ -39,8 +39,9 @@ func TestLeaseAfterLongPoll(t *testing.T) {
 	wg.Go(func() { w.Run(wctx) })
 	defer func() { stop(); wg.Wait() }()
 
-	// Let the worker sit in its long poll for more than the 1 s lease TTL.
-	time.Sleep(2500 * time.Millisecond)
+	// Let the worker sit in its long poll for more than the 2 s lease TTL
+	// (short, yet with room for heartbeats on a loaded machine).
+	time.Sleep(3500 * time.Millisecond)
 	j, err := g.Submit(ctx, embedded.JobSpec{Type: "slowish"})
 	if err != nil {
 		t.Fatal(err)
