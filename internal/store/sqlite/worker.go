@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gantryhq/gantry"
@@ -39,7 +41,18 @@ func (s *Store) RegisterWorker(ctx context.Context, w *job.Worker) error {
 	})
 }
 
-// fillWorkerJobs sets Running, JobIDs and IdleSince from the running jobs.
+// runningJobsQuery reads the running jobs through the jobs_lease partial
+// index, never the whole table: that keeps finished jobs for the retention
+// period, and GetWorker runs whenever a server refreshes a worker it has
+// cached, for every worker. (An ORDER BY rowid would make SQLite scan the
+// table, so the rows are sorted here.)
+const runningJobsQuery = `SELECT rowid, worker_id, id FROM jobs WHERE state = 'running'`
+
+// workerJobsQuery is runningJobsQuery for one worker.
+const workerJobsQuery = runningJobsQuery + ` AND worker_id = ?`
+
+// fillWorkerJobs sets Running, JobIDs (oldest job first) and IdleSince
+// from the running jobs.
 func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 	if len(ws) == 0 {
 		return nil
@@ -48,27 +61,44 @@ func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 	for _, w := range ws {
 		byID[w.ID] = w
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT worker_id, id FROM jobs WHERE state = 'running' ORDER BY rowid`)
+	query, args := runningJobsQuery, []any(nil)
+	if len(ws) == 1 {
+		query, args = workerJobsQuery, []any{ws[0].ID}
+	}
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	type running struct {
+		rowid   int64
+		wid, id string
+	}
+	var rs []running
 	for rows.Next() {
-		var wid, id string
-		if err := rows.Scan(&wid, &id); err != nil {
+		var r running
+		if err := rows.Scan(&r.rowid, &r.wid, &r.id); err != nil {
 			return err
 		}
-		if w := byID[wid]; w != nil {
-			w.JobIDs = append(w.JobIDs, id)
-			w.Running++
+		if byID[r.wid] != nil {
+			rs = append(rs, r)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(rs, func(a, b running) int { return cmp.Compare(a.rowid, b.rowid) })
+	for _, r := range rs {
+		w := byID[r.wid]
+		w.JobIDs = append(w.JobIDs, r.id)
+		w.Running++
 	}
 	for _, w := range ws {
 		if w.Running > 0 {
 			w.IdleSince = time.Time{}
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // GetWorker implements [store.Store].
