@@ -23,3 +23,10 @@ func HoldMainPool(t interface{ Fatal(...any) }, s *Store) func() {
 		}
 	}
 }
+
+// Statements whose plans are checked.
+const (
+	FinishMoveSQL   = finishMoveSQL
+	FinishUpdateSQL = finishUpdateSQL
+	HeartbeatSQL    = heartbeatSQL
+)

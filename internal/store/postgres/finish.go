@@ -23,7 +23,7 @@ const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = NULL, error =
 	attempts = CASE WHEN u.aj = '' THEN jobs.attempts ELSE jobs.attempts || jsonb_build_array(u.aj::jsonb) END
 	FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
 		AS u(id, token, state, error, finished_at, run_at, outcome, aj)
-	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'`
+	WHERE jobs.id = ANY($1::uuid[]) AND jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'`
 
 // FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
 // applied in one statement; failed ones, whose fate depends on the job's
@@ -206,7 +206,7 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 // runningJobs reads and locks running jobs matching where (which may use
 // $1.. for args), skipping rows other transactions hold.
 func (t *ptx) runningJobs(where string, args ...any) ([]*job.Job, error) {
-	rows, err := t.query(`SELECT `+jobCols+` FROM jobs WHERE state = 'running' AND `+where, args...)
+	rows, err := t.query(`SELECT `+jobCols+` FROM jobs WHERE lease_expires_at > 0 AND state = 'running' AND `+where, args...)
 	if err != nil {
 		return nil, err
 	}

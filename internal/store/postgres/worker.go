@@ -44,7 +44,7 @@ func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 		ids[i] = w.ID
 		byID[w.ID] = w
 	}
-	rows, err := s.pool.Query(ctx, `SELECT worker_id, id::text FROM jobs WHERE state = 'running' AND worker_id = ANY($1::text[]) ORDER BY jobs.id`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT worker_id, id::text FROM jobs WHERE lease_expires_at > 0 AND state = 'running' AND worker_id = ANY($1::text[]) ORDER BY jobs.id`, ids)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (s *Store) PruneWorkers(ctx context.Context, before time.Time) (int, error)
 	var n int
 	err := s.write(ctx, "prune workers", func(t *ptx) error {
 		tag, err := t.exec(`DELETE FROM workers WHERE last_seen < $1 AND NOT EXISTS (
-			SELECT 1 FROM jobs WHERE jobs.state = 'running' AND jobs.worker_id = workers.id)`, t2i(before))
+			SELECT 1 FROM jobs WHERE jobs.lease_expires_at > 0 AND jobs.state = 'running' AND jobs.worker_id = workers.id)`, t2i(before))
 		if err != nil {
 			return err
 		}
