@@ -81,8 +81,9 @@ type Hub struct {
 	// recent holds events this process's commits appended (see
 	// store.Change.Events), by seq, for tail to take instead of reading
 	// the store when they follow its cursor.
-	rmu    sync.Mutex
-	recent []job.Event
+	rmu       sync.Mutex
+	recent    []job.Event
+	recentSig chan struct{} // capacity 1: events were added to recent
 	// following is set while the hub has live subscriptions: only then
 	// are local commits' events kept in recent.
 	following atomic.Bool
@@ -90,7 +91,11 @@ type Hub struct {
 
 // maxRecent bounds the events held in Hub.recent; beyond it the oldest go
 // (tail then reads them from the store).
-const maxRecent = 8192
+const maxRecent = 32768
+
+// gapWait is how long tail waits for the events of a local commit that
+// precede kept ones before it reads them from the store.
+const gapWait = 2 * time.Millisecond
 
 // pendingEvent is an ephemeral event waiting for the stored events before it.
 type pendingEvent struct {
@@ -112,6 +117,8 @@ func NewHub(st store.Store, opts Options) *Hub {
 		stop:  make(chan struct{}),
 		ready: make(chan struct{}),
 		subs:  make(map[*Subscription]struct{}),
+
+		recentSig: make(chan struct{}, 1),
 	}
 	st.OnChange(func(c store.Change) {
 		if c.LastSeq == 0 {
@@ -231,6 +238,12 @@ func (h *Hub) tail(ctx context.Context) {
 			h.mu.Unlock()
 		}
 		evs, local := h.takeRecent(after, h.opts.PageSize), true
+		if len(evs) == 0 && h.gapAfter(after) {
+			// Events after a gap are kept: the commit before them is most
+			// likely still on its way to its callback. Wait a moment for
+			// it rather than read the store.
+			evs = h.awaitRecent(ctx, after, h.opts.PageSize)
+		}
 		if len(evs) == 0 {
 			local = false
 			var err error
@@ -278,6 +291,39 @@ func (h *Hub) addRecent(evs []job.Event) {
 	if len(h.recent) > maxRecent {
 		// Drop the older half at once; tail reads them from the store.
 		h.recent = slices.Delete(h.recent, 0, len(h.recent)-maxRecent/2)
+	}
+	select {
+	case h.recentSig <- struct{}{}:
+	default:
+	}
+}
+
+// gapAfter reports whether events are kept beyond seq after+1 while that
+// one is not.
+func (h *Hub) gapAfter(after int64) bool {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	return len(h.recent) > 0 && h.recent[len(h.recent)-1].Seq > after+1
+}
+
+// awaitRecent waits up to gapWait for kept events to follow seq after, and
+// takes them (see takeRecent); nil if none came.
+func (h *Hub) awaitRecent(ctx context.Context, after int64, limit int) []job.Event {
+	t := time.NewTimer(gapWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.recentSig:
+			if evs := h.takeRecent(after, limit); len(evs) > 0 {
+				return evs
+			}
+		case <-t.C:
+			return h.takeRecent(after, limit)
+		case <-h.stop:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 
