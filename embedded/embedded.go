@@ -42,6 +42,9 @@ type Config struct {
 	// Schema is the PostgreSQL schema holding Gantry's tables, created and
 	// migrated if needed. Defaults to "public".
 	Schema string
+	// DatabaseMaxConns bounds the PostgreSQL connection pool; zero means
+	// the store's default (the greater of 8 and twice the number of CPUs).
+	DatabaseMaxConns int
 	// Synchronous is SQLite's synchronous setting: "FULL", every
 	// acknowledged write is durable, or "NORMAL", faster, but a power loss
 	// may lose the last writes. Defaults to FULL.
@@ -113,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Gantry, error) {
 	var st store.Store
 	var err error
 	if cfg.DatabaseURL != "" {
-		st, err = postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Schema: cfg.Schema, Logger: logger})
+		st, err = postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, Schema: cfg.Schema, MaxConns: cfg.DatabaseMaxConns, Logger: logger})
 	} else {
 		st, err = sqlite.Open(ctx, sqlite.Config{Path: cfg.Path, Synchronous: cfg.Synchronous, Logger: logger})
 	}

@@ -10,7 +10,8 @@
 //
 // Each system runs in a schema of its own, created and dropped for every
 // measurement, with the same worker concurrency, the same batch size and
-// each its default connection pool (pgxpool's: 4 connections on 2 cores).
+// the same connection pool size (-max-conns, default Gantry's default: the
+// greater of 8 and twice the number of CPUs).
 //
 //	go run . [flags]          the comparison (see -help)
 //	go run . chart [flags]    throughput against queue depth, as an SVG
@@ -25,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +52,7 @@ type options struct {
 	scenarios    string
 	json         bool
 	river        riverSettings
+	maxConns     int
 	measureLimit time.Duration
 	observe      string
 }
@@ -57,6 +60,7 @@ type options struct {
 func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.url, "database-url", defaultURL, "PostgreSQL database; each system gets schemas of its own there")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each reports the median")
+	fs.IntVar(&o.maxConns, "max-conns", max(8, 2*runtime.NumCPU()), "connection pool size of both systems (Gantry's default: the greater of 8 and twice the number of CPUs)")
 	fs.IntVar(&o.concurrency, "concurrency", 200, "worker concurrency of both systems (River MaxWorkers, Gantry worker Concurrency)")
 	fs.IntVar(&o.batch, "batch", 1000, "jobs per insert call (River InsertMany, Gantry SubmitBatch)")
 	fs.IntVar(&o.jobs, "jobs", 20000, "(a) jobs inserted, then drained")
@@ -160,6 +164,8 @@ func (o *options) check() error {
 		return errors.New("-rounds must be at least 1")
 	case o.concurrency < 1 || o.concurrency > 10000:
 		return errors.New("-concurrency must be between 1 and 10000 (River's MaxWorkers bound)")
+	case o.maxConns < 1 || o.maxConns > 1000:
+		return errors.New("-max-conns must be between 1 and 1000")
 	case o.batch < 1 || o.batch > 10000:
 		return errors.New("-batch must be between 1 and 10000")
 	case o.jobs < 1 || o.latencyJobs < 1 || o.depthJobs < 1 || o.depth < o.depthJobs:
@@ -209,9 +215,9 @@ func measureOnce(ctx context.Context, o *options, sc scenario, system string) (m
 	defer cancel()
 	var s side
 	if system == "river" {
-		s, err = openRiver(ctx, o.url, o.concurrency, o.batch, o.river)
+		s, err = openRiver(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.river)
 	} else {
-		s, err = openGantry(ctx, o.url, o.concurrency, o.batch, o.observe)
+		s, err = openGantry(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.observe)
 	}
 	if err != nil {
 		return m, err
@@ -397,7 +403,7 @@ func summarize(sc scenario, river, gantry []measurement) scenarioResult {
 }
 
 func writeTable(w io.Writer, o *options, rs []scenarioResult) error {
-	fmt.Fprintf(w, "River vs Gantry on PostgreSQL: concurrency %d each, batches of %d, median of %d rounds\n", o.concurrency, o.batch, o.rounds)
+	fmt.Fprintf(w, "River vs Gantry on PostgreSQL: concurrency %d each, pools of %d connections, batches of %d, median of %d rounds\n", o.concurrency, o.maxConns, o.batch, o.rounds)
 	fmt.Fprintf(w, "ratio: Gantry ÷ River in jobs/s, River ÷ Gantry in p50 (above 1: Gantry ahead)\n\n")
 	width := len("scenario")
 	for _, r := range rs {

@@ -170,9 +170,14 @@ func (w *riverWorker) Work(_ context.Context, j *river.Job[noopArgs]) error {
 	return nil
 }
 
-func openRiver(ctx context.Context, url string, concurrency, batch int, s riverSettings) (side, error) {
+func openRiver(ctx context.Context, url string, concurrency, batch, maxConns int, s riverSettings) (side, error) {
 	schema := schemaName("river")
-	pool, err := pgxpool.New(ctx, url) // pgxpool's default size, as Gantry's store
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("river: %w", err)
+	}
+	pc.MaxConns = int32(maxConns) // the same size as Gantry's pool
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("river: %w", err)
 	}
@@ -288,9 +293,9 @@ const (
 	observeHandler = "handler" // the handler returned; the store confirms at the end
 )
 
-func openGantry(ctx context.Context, url string, concurrency, batch int, observe string) (side, error) {
+func openGantry(ctx context.Context, url string, concurrency, batch, maxConns int, observe string) (side, error) {
 	schema := schemaName("gantry")
-	g, err := embedded.Open(ctx, embedded.Config{DatabaseURL: url, Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	g, err := embedded.Open(ctx, embedded.Config{DatabaseURL: url, Schema: schema, DatabaseMaxConns: maxConns, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("gantry: %w", err), dropSchema(url, schema))
 	}

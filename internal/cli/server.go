@@ -82,7 +82,7 @@ func newServerCommand(a *app) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir, "directory of the SQLite database and the admin token file")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "URL of the PostgreSQL database to run on instead of SQLite (default $"+EnvDatabaseURL+")")
 	f.StringVar(&cfg.Schema, "schema", "public", "PostgreSQL schema of Gantry's tables (with --database-url)")
-	f.IntVar(&cfg.DatabaseMaxConns, "database-max-conns", 0, "size of the PostgreSQL connection pool (default the greater of 4 and the number of CPUs)")
+	f.IntVar(&cfg.DatabaseMaxConns, "database-max-conns", 0, "size of the PostgreSQL connection pool (default the greater of 8 and twice the number of CPUs)")
 	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", 15*time.Second, "with --database-url: TTL of the maintenance leader's reservation; a dead leader is replaced within 4/3 of it (at least 1s)")
 	f.BoolVar(&cfg.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks target loopback, private and link-local addresses (development only)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "lease TTL of workers that do not ask for their own (1s to 1h)")

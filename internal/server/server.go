@@ -63,8 +63,8 @@ type Config struct {
 	// "public". Ignored without DatabaseURL.
 	Schema string
 	// DatabaseMaxConns bounds the PostgreSQL connection pool of this
-	// server. Defaults to the pool's default (the greater of 4 and the
-	// number of CPUs). Ignored without DatabaseURL.
+	// server. Defaults to postgres.DefaultMaxConns (the greater of 8 and
+	// twice the number of CPUs). Ignored without DatabaseURL.
 	DatabaseMaxConns int
 	// AdminToken is the admin credential. When empty, the token is read
 	// from <DataDir>/admin.token, or generated and written there (mode

@@ -49,6 +49,7 @@ import (
 	"log/slog"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,8 +76,7 @@ type Config struct {
 	// Schema holds Gantry's tables; it is created if needed. Defaults to
 	// "public".
 	Schema string
-	// MaxConns bounds the connection pool. Defaults to pgxpool's default
-	// (the greater of 4 and the number of CPUs).
+	// MaxConns bounds the connection pool. Defaults to DefaultMaxConns.
 	MaxConns int
 	// RenewConns is the size of a second, small pool kept for the calls
 	// that keep leases alive — heartbeats and reservation acquire/renew — so
@@ -92,6 +92,14 @@ type Config struct {
 	// Logger receives the store's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultMaxConns is the pool size of a store whose Config leaves MaxConns
+// zero: the greater of 8 and twice the number of CPUs. Claims, outcome
+// reports (several in flight per worker), submissions, event reads and
+// batch settlement run at once; with fewer connections they queue for one
+// while the database has cores to spare (measured: a pool of 4 on two cores
+// moved a quarter fewer jobs under steady load than a pool of 8).
+func DefaultMaxConns() int { return max(8, 2*runtime.NumCPU()) }
 
 // Store is the PostgreSQL [store.Store].
 type Store struct {
@@ -139,6 +147,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RenewConns <= 0 {
 		cfg.RenewConns = 2
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
