@@ -94,7 +94,7 @@ func (s *Store) Retain(ctx context.Context, p *store.RetainParams) (store.Retain
 		r = store.RetainResult{}
 		if !p.JobsBefore.IsZero() {
 			tag, err := t.exec(`DELETE FROM jobs_done WHERE id IN (SELECT id FROM jobs_done
-				WHERE finished_at < $1 ORDER BY finished_at LIMIT $2
+				WHERE finished_at < $1 LIMIT $2
 				FOR UPDATE SKIP LOCKED)`, t2i(p.JobsBefore), limit)
 			if err != nil {
 				return err
