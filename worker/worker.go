@@ -396,17 +396,9 @@ func (w *Worker) runningCount() int {
 func (w *Worker) fetchLoop(ctx, jobsCtx context.Context) {
 	bo := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
 	for {
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
+		n := w.takeSlots(ctx)
+		if n == 0 {
 			return
-		}
-		n := 1 + w.grabSlots(cap(w.sem)-1)
-		if n < cap(w.sem)/4 {
-			// Other jobs hold the rest of the slots: wait a moment for
-			// more to free up, so that one lease (and later one report)
-			// serves many jobs. An idle worker leases at once.
-			n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
 		}
 		id := w.workerID()
 		sent := time.Now()
@@ -473,14 +465,9 @@ func (w *Worker) burstLoop(ctx, jobsCtx context.Context) {
 			return
 		}
 		for {
-			select {
-			case w.sem <- struct{}{}:
-			case <-ctx.Done():
+			n := w.takeSlots(ctx)
+			if n == 0 {
 				return
-			}
-			n := 1 + w.grabSlots(cap(w.sem)-1)
-			if n < cap(w.sem)/4 {
-				n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
 			}
 			sent := time.Now()
 			res, err := w.t.Lease(ctx, w.workerID(), n, 0)
@@ -505,6 +492,23 @@ func (w *Worker) burstLoop(ctx, jobsCtx context.Context) {
 			}
 		}
 	}
+}
+
+// takeSlots waits for a free slot and takes it with those free now; when
+// other jobs hold most slots, it waits a moment (fetchGather) for more to
+// free up, so that one lease (and later one report) serves many jobs; an
+// idle worker leases at once. It returns 0 once ctx is done.
+func (w *Worker) takeSlots(ctx context.Context) int {
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1 + w.grabSlots(cap(w.sem)-1)
+	if n < cap(w.sem)/4 {
+		n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
+	}
+	return n
 }
 
 // grabSlots takes up to max free slots without waiting.

@@ -68,3 +68,26 @@ type FireResult struct {
 func KeepNextRun(old, s *job.Schedule) bool {
 	return !old.Paused && !s.Paused && !old.NextRunAt.IsZero() && old.Cron == s.Cron && old.Timezone == s.Timezone
 }
+
+// PutScheduleRecord returns the record that putting s over old (nil when
+// the name is new) stores, and whether it creates the schedule: a new one
+// starts at version 1 with no runs; a replaced one keeps its creation
+// time, its run history and, per KeepNextRun, its pending tick, with its
+// version bumped. A paused schedule has no next run.
+func PutScheduleRecord(old, s *job.Schedule) (n job.Schedule, created bool) {
+	n = *s
+	if old != nil {
+		n.Version, n.CreatedAt = old.Version+1, old.CreatedAt
+		n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = old.LastRunAt, old.LastJobID, old.Skipped, old.LastSkippedAt
+		if KeepNextRun(old, s) {
+			n.NextRunAt = old.NextRunAt
+		}
+	} else {
+		n.Version, n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = 1, time.Time{}, "", 0, time.Time{}
+		created = true
+	}
+	if n.Paused {
+		n.NextRunAt = time.Time{}
+	}
+	return n, created
+}

@@ -29,29 +29,19 @@ func (s *Store) PutSchedule(ctx context.Context, sch *job.Schedule) (*job.Schedu
 	var out *job.Schedule
 	var created bool
 	err := s.write(ctx, "put schedule", func(t *ptx) error {
-		n := *sch
+		var n job.Schedule
 		// Serialize puts of one name, including its first.
 		if _, err := t.exec(`SELECT pg_advisory_xact_lock(hashtextextended('schedule' || chr(1) || $1 || chr(1) || $2, 0))`, sch.Tenant, sch.Name); err != nil {
 			return err
 		}
 		old, err := t.getSchedule(sch.Tenant, sch.Name)
-		switch {
-		case err == nil:
-			n.Version, n.CreatedAt = old.Version+1, old.CreatedAt
-			n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = old.LastRunAt, old.LastJobID, old.Skipped, old.LastSkippedAt
-			if store.KeepNextRun(old, sch) {
-				n.NextRunAt = old.NextRunAt
-			}
-			created = false
-		case errors.Is(err, store.ErrNotFound):
-			n.Version, n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = 1, time.Time{}, "", 0, time.Time{}
-			created = true
-		default:
+		if errors.Is(err, store.ErrNotFound) {
+			old, err = nil, nil
+		}
+		if err != nil {
 			return err
 		}
-		if n.Paused {
-			n.NextRunAt = time.Time{}
-		}
+		n, created = store.PutScheduleRecord(old, sch)
 		if _, err := t.exec(`INSERT INTO schedules (`+scheduleCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (tenant, name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, spec = excluded.spec,
 			overlap = excluded.overlap, paused = excluded.paused, version = excluded.version, next_run_at = excluded.next_run_at,

@@ -32,25 +32,15 @@ func (s *Store) PutSchedule(ctx context.Context, sch *job.Schedule) (*job.Schedu
 	var out *job.Schedule
 	var created bool
 	err := s.w.do(ctx, func(tx *wtx) error {
-		n := *sch
+		var n job.Schedule
 		old, err := tx.getSchedule(sch.Tenant, sch.Name)
-		switch {
-		case err == nil:
-			n.Version, n.CreatedAt = old.Version+1, old.CreatedAt
-			n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = old.LastRunAt, old.LastJobID, old.Skipped, old.LastSkippedAt
-			if store.KeepNextRun(old, sch) {
-				n.NextRunAt = old.NextRunAt
-			}
-			created = false
-		case errors.Is(err, store.ErrNotFound):
-			n.Version, n.LastRunAt, n.LastJobID, n.Skipped, n.LastSkippedAt = 1, time.Time{}, "", 0, time.Time{}
-			created = true
-		default:
+		if errors.Is(err, store.ErrNotFound) {
+			old, err = nil, nil
+		}
+		if err != nil {
 			return err
 		}
-		if n.Paused {
-			n.NextRunAt = time.Time{}
-		}
+		n, created = store.PutScheduleRecord(old, sch)
 		if _, err := tx.w.exec(`INSERT INTO schedules (`+scheduleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, spec = excluded.spec,
 			overlap = excluded.overlap, paused = excluded.paused, version = excluded.version, next_run_at = excluded.next_run_at,
