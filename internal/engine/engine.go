@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,8 +46,17 @@ type Engine struct {
 	log *slog.Logger
 	hub *event.Hub
 
-	hintMu sync.Mutex
-	hint   chan struct{} // closed and replaced when jobs may be leasable
+	hintMu  sync.Mutex
+	hint    chan struct{} // closed and replaced when jobs may be leasable
+	hintGen uint64        // how many times hint was closed
+	// empty records, per worker filter (tenant, queues, types), the latest
+	// lease query that found nothing: woken lease calls of the same filter
+	// that nothing newer concerns skip theirs (see Lease).
+	empty map[string]emptyMark
+	// wokenSem bounds the woken lease calls querying the store at once, so
+	// that a hint waking a thousand waiters makes a few queries, not a
+	// thousand.
+	wokenSem chan struct{}
 
 	promoteMu   sync.Mutex
 	promoteAt   time.Time     // earliest pending RunAt known; zero if none
@@ -83,6 +93,8 @@ func New(st store.Store, cfg Config) *Engine {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		hint:        make(chan struct{}),
+		empty:       make(map[string]emptyMark),
+		wokenSem:    make(chan struct{}, wokenQueries),
 		promoteWake: make(chan struct{}, 1),
 		cronWake:    make(chan struct{}, 1),
 		workers:     make(map[string]*workerEntry),
@@ -175,11 +187,12 @@ func (e *Engine) UpSince() time.Time {
 func (e *Engine) now() time.Time { return e.cfg.Clock() }
 
 // hintChan returns the channel closed at the next hint that jobs may be
-// leasable. Take it before trying to lease, so no hint is missed.
-func (e *Engine) hintChan() <-chan struct{} {
+// leasable, and the number of hints so far. Take it before trying to
+// lease, so no hint is missed.
+func (e *Engine) hintChan() (<-chan struct{}, uint64) {
 	e.hintMu.Lock()
 	defer e.hintMu.Unlock()
-	return e.hint
+	return e.hint, e.hintGen
 }
 
 // wakeLessees wakes every waiting Lease call.
@@ -187,7 +200,55 @@ func (e *Engine) wakeLessees() {
 	e.hintMu.Lock()
 	close(e.hint)
 	e.hint = make(chan struct{})
+	e.hintGen++
 	e.hintMu.Unlock()
+}
+
+// wokenQueries is how many woken lease calls query the store at once.
+const wokenQueries = 4
+
+// emptyMark is a lease query that found nothing: it began after gen hints,
+// at the engine's monotonic time at.
+type emptyMark struct {
+	gen uint64
+	at  time.Time
+}
+
+// markEmpty records that a lease query for filter, begun after gen hints,
+// found nothing.
+func (e *Engine) markEmpty(filter string, gen uint64) {
+	now := time.Now()
+	e.hintMu.Lock()
+	defer e.hintMu.Unlock()
+	if m, ok := e.empty[filter]; !ok || gen >= m.gen {
+		e.empty[filter] = emptyMark{gen: gen, at: now}
+	}
+	if len(e.empty) > 4096 {
+		for k, m := range e.empty {
+			if now.Sub(m.at) > time.Minute {
+				delete(e.empty, k)
+			}
+		}
+	}
+}
+
+// knownEmpty reports whether a lease query for filter need not run: one
+// that began after every hint so far (gen) found nothing, and, for a call
+// woken by its poll timer rather than a hint, did so less than half a poll
+// interval ago (a change hint may have been lost).
+func (e *Engine) knownEmpty(filter string, gen uint64, polled bool) bool {
+	e.hintMu.Lock()
+	m, ok := e.empty[filter]
+	e.hintMu.Unlock()
+	if !ok || m.gen < gen {
+		return false
+	}
+	return !polled || time.Since(m.at) < e.cfg.LeasePollInterval/2
+}
+
+// leaseFilter is the key of the jobs a worker may lease.
+func leaseFilter(w *job.Worker) string {
+	return w.Tenant + "\x00" + strings.Join(w.Queues, "\x01") + "\x00" + strings.Join(w.Types, "\x01")
 }
 
 // schedulePromote tells the promote loop that a job becomes due at t.

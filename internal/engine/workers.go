@@ -106,6 +106,7 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 		deadline = t.C
 	}
 	var poll *time.Ticker
+	woken, polled := false, false
 	for first := true; ; first = false {
 		if !first {
 			// The worker may have been removed or drained while this call
@@ -119,17 +120,47 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 			res.Drain = true
 			return res, nil
 		}
-		hint := e.hintChan()
-		now := e.now()
-		res.Waited = time.Since(start)
-		jobs, err := e.st.LeaseJobs(ctx, &store.LeaseJobsParams{
-			Now: now, WorkerID: w.ID, Tenant: w.Tenant, Queues: w.Queues, Types: w.Types,
-			Max: n, TTL: w.LeaseTTL,
-		})
-		if err != nil {
-			return LeaseResult{}, fmt.Errorf("engine: lease: %w", err)
+		hint, gen := e.hintChan()
+		filter := leaseFilter(w)
+		var jobs []*job.Job
+		skip := false
+		if woken {
+			// A hint wakes every waiting call. Of those with the same
+			// filter, a few query at a time; once one finds nothing after
+			// the latest hint, the others go back to waiting.
+			skip = e.knownEmpty(filter, gen, polled)
+			if !skip {
+				select {
+				case e.wokenSem <- struct{}{}:
+				case <-ctx.Done():
+					return LeaseResult{}, fmt.Errorf("engine: lease: %w", ctx.Err())
+				}
+				skip = e.knownEmpty(filter, gen, polled)
+				if skip {
+					<-e.wokenSem
+				}
+			}
 		}
-		e.sawWorker(workerID, now)
+		if skip {
+			e.sawWorker(workerID, e.now()) // waiting here: not lost
+		} else {
+			now := e.now()
+			res.Waited = time.Since(start)
+			jobs, err = e.st.LeaseJobs(ctx, &store.LeaseJobsParams{
+				Now: now, WorkerID: w.ID, Tenant: w.Tenant, Queues: w.Queues, Types: w.Types,
+				Max: n, TTL: w.LeaseTTL,
+			})
+			if woken {
+				<-e.wokenSem
+			}
+			if err != nil {
+				return LeaseResult{}, fmt.Errorf("engine: lease: %w", err)
+			}
+			e.sawWorker(workerID, now)
+			if len(jobs) == 0 {
+				e.markEmpty(filter, gen)
+			}
+		}
 		if len(jobs) > 0 || deadline == nil {
 			res.Jobs = jobs
 			return res, nil
@@ -138,10 +169,13 @@ func (e *Engine) Lease(ctx context.Context, workerID string, n int, wait time.Du
 			poll = time.NewTicker(e.cfg.LeasePollInterval)
 			defer poll.Stop()
 		}
+		woken, polled = true, false
 		select {
 		case <-hint:
 		case <-poll.C:
+			polled = true
 		case <-deadline:
+			res.Waited = time.Since(start)
 			return res, nil
 		case <-ctx.Done():
 			return LeaseResult{}, fmt.Errorf("engine: lease: %w", ctx.Err())
