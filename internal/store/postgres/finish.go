@@ -58,6 +58,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 	var (
 		out     []store.FinishResult
 		batches []string // of the jobs that ended
+		later   []string // batches to settle after the commit
 	)
 	err := s.write(ctx, "finish", func(t *ptx) error {
 		out = make([]store.FinishResult, len(p.Outcomes))
@@ -120,21 +121,53 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		if err := t.moveDone(endedByFailure(p.Outcomes, out)); err != nil {
 			return err
 		}
+		later = later[:0]
+		for _, b := range batches {
+			settleLater, err := t.settleIfLast(b, p.Now)
+			if err != nil {
+				return err
+			}
+			if settleLater {
+				later = append(later, b)
+			}
+		}
 		return t.touchWorkers(workers, p.Now, true)
 	})
 	if err != nil {
 		return nil, err
 	}
-	// The batches are settled after the commit, not under their row lock
-	// inside it: finishers of one batch's jobs would queue on that lock,
-	// commits included. Of two transactions ending a batch's last jobs at
-	// once, the one settling later sees both committed.
-	if len(batches) > 0 {
-		if _, err := s.settleBatches(ctx, batches, p.Now, len(batches)); err != nil {
+	// Of two transactions ending a batch's last jobs at once, neither may
+	// have seen the other's committed: the one settling after both commits
+	// sees them.
+	if len(later) > 0 {
+		if _, err := s.settleBatches(ctx, later, p.Now, len(later)); err != nil {
 			s.log.Warn("postgres: settle batches after finishing their jobs; the maintenance sweep will", "err", err)
 		}
 	}
 	return out, nil
+}
+
+// settleIfLast settles a batch whose jobs this transaction ended, without
+// locking the batch row unless they were its last: finishers of a batch's
+// jobs would otherwise all queue on that lock, commits included. When its
+// only unfinished jobs are running, another transaction may be ending them
+// right now without seeing this one's: settleLater asks for a check after
+// the commit.
+func (t *ptx) settleIfLast(batchID string, now time.Time) (settleLater bool, err error) {
+	var waiting, running bool
+	if err := t.queryRow(`SELECT
+		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state IN ('scheduled', 'queued', 'retrying')),
+		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state = 'running')`, batchID).Scan(&waiting, &running); err != nil {
+		return false, err
+	}
+	switch {
+	case waiting:
+		return false, nil // their own ends will settle it
+	case running:
+		return true, nil
+	}
+	_, err = t.settle(batchID, now)
+	return false, err
 }
 
 // finishFailed applies failed outcomes: retrying, canceled or failed.

@@ -199,7 +199,10 @@ func TestNotifyAcrossStores(t *testing.T) {
 		name string
 		c    *changes
 	}{{"A (local commit)", ca}, {"B (NOTIFY)", cb}} {
-		c.c.waitFor(t, c.name, func(ch store.Change) bool { return ch.JobsAvailable && ch.LastSeq >= seq })
+		// Jobs and events may be announced by separate changes (events are
+		// numbered after the commit).
+		c.c.waitFor(t, c.name+": jobs available", func(ch store.Change) bool { return ch.JobsAvailable })
+		c.c.waitFor(t, c.name+": the new events", func(ch store.Change) bool { return ch.LastSeq >= seq })
 	}
 }
 
@@ -224,8 +227,11 @@ func TestListenerReconnects(t *testing.T) {
 	// NOTIFY can now bring B the seq of a job submitted through A.
 	cb.reset()
 	_, seq := submit(t, a, time.Now())
-	cb.waitFor(t, "a job submitted through A after B's listener was killed", func(ch store.Change) bool {
-		return ch.JobsAvailable && ch.LastSeq >= seq
+	cb.waitFor(t, "jobs available after a submit through A once B's listener was killed", func(ch store.Change) bool {
+		return ch.JobsAvailable
+	})
+	cb.waitFor(t, "the events of a submit through A once B's listener was killed", func(ch store.Change) bool {
+		return ch.LastSeq >= seq
 	})
 }
 
