@@ -10,7 +10,6 @@ import (
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
-	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // TestReadsJSONChunks checks that event chunks written as JSON (by
@@ -67,58 +66,5 @@ func TestReadsJSONChunks(t *testing.T) {
 	want := []ev{{2, job.EventStarted, gantry.StateRunning}, {3, job.EventSucceeded, gantry.StateSucceeded}, {4, job.EventSubmitted, gantry.StateQueued}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ReadEvents(after 1) (-want +got):\n%s", diff)
-	}
-}
-
-// TestSequencerSweepsLeftRows appends events to the inbox as a server
-// that died between its commit and its pass would leave them, and checks
-// that another store numbers them within its sweep interval, after the
-// events before them and before the ones after.
-func TestSequencerSweepsLeftRows(t *testing.T) {
-	url := needDB(t)
-	schema := freshSchema(t, url)
-	s := open(t, url, schema)
-	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	insert := func(typ string) {
-		t.Helper()
-		sp := job.Spec{Type: typ, Tenant: "t"}
-		sp.Normalize(at)
-		j := job.NewFromSpec(&sp, job.NewID(at), at)
-		if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: at, Jobs: []*job.Job{j}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	insert("before")
-	left := rowscan.EncodeChunk([]job.Event{{Kind: job.EventSubmitted, At: at, Tenant: "t", JobID: "left", Type: "left", Queue: "q", State: gantry.StateQueued}})
-	if _, err := conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, "event_inbox"}.Sanitize()+` (n, at, data) VALUES (1, $1, $2)`, at.UnixNano(), left); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		evs, err := s.ReadEvents(ctx, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 2 {
-			if evs[0].Type != "before" || evs[1].Type != "left" || evs[1].Seq != 2 {
-				t.Fatalf("events = %+v, want before (1) then left (2)", evs)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the left inbox row was not numbered within 10 s; events %+v", evs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	insert("after")
-	evs, err := s.ReadEvents(ctx, 2, 10)
-	if err != nil || len(evs) != 1 || evs[0].Type != "after" || evs[0].Seq != 3 {
-		t.Errorf("events after 2 = %+v, %v; want after (3)", evs, err)
 	}
 }

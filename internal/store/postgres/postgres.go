@@ -13,17 +13,15 @@
 // and RetryJob moves a job back, so the claim index and the table stay as
 // small as the backlog. Reads by id, lists and counts look at both tables.
 //
-// Events: each transaction that emits events appends them (encoded by
-// rowscan.EncodeChunk, as in the SQLite store) as one row of event_inbox,
-// without any lock shared with other writers. After its commit it waits
-// for a sequencer pass (sequencer.go): under the event_seq counter row's
-// lock, a pass moves every committed inbox row, in inbox order, into
-// event_chunks keyed by the sequence number of its last event. Inbox order
-// respects causality (a transaction that saw another's effects appended
-// its row after that one committed), passes of all servers serialize, and
-// every pass numbers from where the last ended, so the log is dense and a
-// reader following ReadEvents(after) never misses an event that is
-// numbered later with a smaller sequence number.
+// Events: each transaction that emits events ends with one statement that
+// increments the event_seq row of the counters table and inserts its
+// events (encoded by rowscan.EncodeChunk, as in the SQLite store) as ONE
+// event_chunks row keyed by its last sequence number. The
+// row lock on event_seq is held until commit, so transactions take
+// sequence numbers in commit order and the log is dense: a reader following
+// ReadEvents(after) never misses an event that commits later with a smaller
+// sequence number. Only the tails of event-emitting transactions are
+// serialized.
 //
 // Fencing tokens come from the lease_token sequence (one value per
 // LeaseJobs call), so they grow strictly across restarts and processes.
@@ -105,17 +103,16 @@ func DefaultMaxConns() int { return max(8, 2*runtime.NumCPU()) }
 
 // Store is the PostgreSQL [store.Store].
 type Store struct {
-	cfg       Config
-	log       *slog.Logger
-	pool      *pgxpool.Pool
-	renew     *pgxpool.Pool   // reserved for lease renewals (see Config.RenewConns)
-	connCfg   *pgx.ConnConfig // for the listener
-	channel   string          // NOTIFY channel of the schema
-	instance  string          // tags this Store's own notifications
-	closed    atomic.Bool
-	listener  *listener
-	notifier  *notifier
-	sequencer *sequencer
+	cfg      Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	renew    *pgxpool.Pool   // reserved for lease renewals (see Config.RenewConns)
+	connCfg  *pgx.ConnConfig // for the listener
+	channel  string          // NOTIFY channel of the schema
+	instance string          // tags this Store's own notifications
+	closed   atomic.Bool
+	listener *listener
+	notifier *notifier
 
 	mu     sync.Mutex
 	notify []func(store.Change)
@@ -222,7 +219,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.listener = startListener(s)
 	s.notifier = startNotifier(s)
-	s.sequencer = startSequencer(s)
 	return s, nil
 }
 
@@ -339,7 +335,6 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.listener.stop()
-	s.sequencer.close()
 	s.notifier.close()
 	s.pool.Close()
 	s.renew.Close()
@@ -408,6 +403,12 @@ func (t *ptx) queryRow(q string, args ...any) pgx.Row { return t.tx.QueryRow(t.c
 // emit queues an event; it is written with the transaction's other events.
 func (t *ptx) emit(e job.Event) { t.events = append(t.events, e) }
 
+// writeEventsSQL numbers a transaction's $1 events (the last one at $2,
+// all encoded in $3 by rowscan.EncodeChunk) and appends them to the event
+// log as one chunk, returning the last number.
+const writeEventsSQL = `WITH c AS (UPDATE counters SET value = value + $1 WHERE name = 'event_seq' RETURNING value)
+	INSERT INTO event_chunks (seq, first_seq, at, data) SELECT value, value - $1 + 1, $2, $3 FROM c RETURNING seq`
+
 // maxTxRetries bounds how often a transaction that lost a deadlock or a
 // serialization failure is run again.
 const maxTxRetries = 10
@@ -448,11 +449,16 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	if err := fn(t); err != nil {
 		return err
 	}
+	var (
+		last int64
+		data []byte
+	)
 	if n := len(t.events); n > 0 {
-		// The events go to the inbox, numbered after the commit by the
-		// sequencer (see sequencer.go): no lock shared by all writers.
-		if _, err := t.exec(`INSERT INTO event_inbox (n, at, data) VALUES ($1, $2, $3)`,
-			n, t2i(t.events[n-1].At), rowscan.EncodeChunk(t.events)); err != nil {
+		// One statement takes the sequence numbers and writes the chunk:
+		// the counter's row lock, which orders event-emitting commits, is
+		// held for it and the commit only.
+		data = rowscan.EncodeChunk(t.events)
+		if err := t.queryRow(writeEventsSQL, n, t2i(t.events[n-1].At), data).Scan(&last); err != nil {
 			return fmt.Errorf("write events: %w", err)
 		}
 	}
@@ -462,14 +468,18 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	for _, f := range t.after {
 		f()
 	}
-	if t.jobsAvailable {
-		s.changed(store.Change{JobsAvailable: true})
-		s.notifier.hint(true, 0)
-	}
-	if len(t.events) > 0 {
-		// Return once the events are numbered and readable (a pass begun
-		// after this commit); busy writers share passes.
-		s.sequencer.wait(ctx, s.sequencer.request())
+	if t.jobsAvailable || last > 0 {
+		c := store.Change{JobsAvailable: t.jobsAvailable, LastSeq: last}
+		if last > 0 {
+			// The events as ReadEvents will return them, for this
+			// process's followers of the log to take without reading it.
+			first := last - int64(len(t.events)) + 1
+			if evs, err := rowscan.DecodeChunk(nil, data, first, first-1); err == nil {
+				c.Events = evs
+			}
+		}
+		s.changed(c)
+		s.notifier.hint(t.jobsAvailable, last)
 	}
 	return nil
 }
