@@ -219,10 +219,12 @@ func TestScaleServerChild(t *testing.T) {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		stop()
 	}()
+	conns, _ := strconv.Atoi(os.Getenv("GANTRY_SCALE_DB_CONNS")) // 0: the default
 	srv, err := server.New(ctx, server.Config{
 		DataDir: os.Getenv(envScaleDataDir), DatabaseURL: os.Getenv(envScaleDB), Schema: os.Getenv(envScaleSchema),
-		AdminToken: os.Getenv(envScaleToken),
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DatabaseMaxConns: conns,
+		AdminToken:       os.Getenv(envScaleToken),
+		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)
