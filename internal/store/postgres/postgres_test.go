@@ -57,5 +57,34 @@ func newStore(t *testing.T) store.Store {
 // each test in a fresh schema.
 func TestConformance(t *testing.T) {
 	needDB(t)
-	storetest.Run(t, newStore)
+	storetest.Run(t, newStore, storetest.WithRestart(restartable))
+}
+
+// restartable opens a store on a fresh schema and returns it with a
+// function that closes the current store and opens the schema again.
+func restartable(t *testing.T) (store.Store, func() store.Store) {
+	t.Helper()
+	url := needDB(t)
+	schema := freshSchema(t, url)
+	var cur *postgres.Store
+	open := func() store.Store {
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: url, Schema: schema, MaxConns: 8})
+		if err != nil {
+			t.Fatalf("postgres.Open: %v", err)
+		}
+		cur = s
+		return s
+	}
+	t.Cleanup(func() {
+		if err := cur.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	first := open()
+	return first, func() store.Store {
+		if err := cur.Close(); err != nil {
+			t.Fatalf("Close before restart: %v", err)
+		}
+		return open()
+	}
 }

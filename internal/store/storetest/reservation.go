@@ -550,13 +550,24 @@ type modelRes struct {
 }
 
 // testReservationModel runs random sequences of acquire, renew, release,
-// get and clock advances against the store and a simple reference model,
+// get, clock advances and (WithRestart) store restarts against the store
+// and a simple reference model,
 // comparing every result: success or conflict, holder, expiry, and whether
 // the token is the held one or a new one greater than every token seen.
 func testReservationModel(t *testing.T, newStore newStoreFunc) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			h := begin(t, newStore)
+			var restart func() store.Store
+			restarts := 0
+			defer func() {
+				if restart != nil && restarts == 0 {
+					t.Errorf("the store was never restarted: the sequence proved less than it should")
+				}
+			}()
+			if options.restartable != nil {
+				h.s, restart = options.restartable(t)
+			}
 			rng := rand.New(rand.NewPCG(seed, 2))
 			names := []string{"x", "y"}
 			holders := []string{"p", "q", "r"}
@@ -654,10 +665,15 @@ func testReservationModel(t *testing.T, newStore newStoreFunc) {
 					if diff := cmp.Diff(m.view(name, now), got, cmpOpts); diff != "" {
 						t.Fatalf("%s: get mismatch (-model +store):\n%s", where, diff)
 					}
-				default: // advance time, sometimes exactly to an expiry
-					if live && rng.IntN(2) == 0 {
+				default: // advance time, sometimes exactly to an expiry; or restart
+					switch {
+					case restart != nil && rng.IntN(4) == 0:
+						// A restart keeps every grant and the token order.
+						h.s = restart()
+						restarts++
+					case live && rng.IntN(2) == 0:
 						now = m.expires
-					} else {
+					default:
 						now = now.Add(time.Duration(rng.IntN(6000)) * time.Millisecond)
 					}
 				}

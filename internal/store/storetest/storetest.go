@@ -32,10 +32,33 @@ import (
 // t.Cleanup) for it to be closed.
 type newStoreFunc = func(t *testing.T) store.Store
 
+// Option adds to what the suite can do with an engine's stores.
+type Option func(*suiteOptions)
+
+type suiteOptions struct {
+	restartable func(t *testing.T) (store.Store, func() store.Store)
+}
+
+// options are the options of the running suite (Run is not run twice at
+// once in one test binary).
+var options suiteOptions
+
+// WithRestart gives the suite stores it can restart: open returns a fresh
+// store and a function that closes the current one and opens the same
+// database again, as a server restart does (open arranges with t.Cleanup
+// for the last one to be closed). The model-based reservation test then
+// restarts the store at random steps.
+func WithRestart(open func(t *testing.T) (store.Store, func() store.Store)) Option {
+	return func(o *suiteOptions) { o.restartable = open }
+}
+
 // Run runs the conformance suite against stores made by newStore; each call
 // gives a fresh, empty store, closed by newStore's own t.Cleanup.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
 	t.Helper()
+	for _, o := range opts {
+		o(&options)
+	}
 	groups := []struct {
 		name string
 		run  func(t *testing.T, newStore newStoreFunc)
