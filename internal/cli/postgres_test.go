@@ -1,63 +1,27 @@
 package cli
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gantryhq/gantry/internal/store/postgres/pgtest"
 )
 
-// pgURL returns the URL of the test database, skipping the test when
-// PostgreSQL does not answer there (failing it when CI=true).
+// pgURL returns the URL of the test database; see pgtest.URL.
 func pgURL(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv("GANTRY_TEST_DATABASE_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		msg := "PostgreSQL at " + url + " does not answer (set GANTRY_TEST_DATABASE_URL): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return url
+	return pgtest.URL(t)
 }
 
-// pgSchema returns the name of a fresh schema, dropped when the test ends.
+// pgSchema returns a fresh schema, dropped when the test ends; see
+// pgtest.Schema.
 func pgSchema(t *testing.T, url string) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "gantry_cli_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return pgtest.Schema(t, url)
 }
 
 func TestMigrateCommandUsage(t *testing.T) {

@@ -2,59 +2,20 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gantryhq/gantry/internal/store/postgres/pgtest"
 )
 
-// pgTestURL returns the URL of the test database, skipping the test when
-// PostgreSQL does not answer there (failing it when CI=true).
-func pgTestURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("GANTRY_TEST_DATABASE_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		msg := "PostgreSQL at " + url + " does not answer (set GANTRY_TEST_DATABASE_URL): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return url
-}
-
 func TestPostgres(t *testing.T) {
-	url := pgTestURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "gantry_server_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
 	dir := filepath.Join(t.TempDir(), "data")
 	s, err := newServer(t, Config{DataDir: dir, DatabaseURL: url, Schema: schema, AdminToken: "pg-server-token-0123456789abcdef"})
 	if err != nil {
