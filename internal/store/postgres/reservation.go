@@ -9,25 +9,11 @@ import (
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // resRow is a reservation's stored row.
-type resRow struct {
-	holder            string
-	token             int64
-	acquired, expires int64
-}
-
-// held reports whether the row is a grant still unexpired at now.
-func (r *resRow) held(now int64) bool { return r.holder != "" && r.expires > now }
-
-func (r *resRow) record(tenant, name string, now int64) *job.Reservation {
-	res := &job.Reservation{Tenant: tenant, Name: name}
-	if r.held(now) {
-		res.Holder, res.Token, res.AcquiredAt, res.ExpiresAt = r.holder, r.token, i2t(r.acquired), i2t(r.expires)
-	}
-	return res
-}
+type resRow = rowscan.ReservationRow
 
 // lockReservation reads a name's row, creating it (free) if the name was
 // never acquired, and locks it for the transaction.
@@ -36,7 +22,7 @@ func (t *ptx) lockReservation(tenant, name string) (r resRow, err error) {
 		return r, err
 	}
 	err = t.queryRow(`SELECT holder, token, acquired_at, expires_at FROM reservations WHERE tenant = $1 AND name = $2 FOR UPDATE`, tenant, name).
-		Scan(&r.holder, &r.token, &r.acquired, &r.expires)
+		Scan(&r.Holder, &r.Token, &r.Acquired, &r.Expires)
 	return r, err
 }
 
@@ -53,20 +39,20 @@ func (s *Store) AcquireReservation(ctx context.Context, p *store.AcquireReservat
 		if err != nil {
 			return err
 		}
-		if cur.held(now) {
-			if cur.holder != p.Holder {
-				return fmt.Errorf("postgres: reservation %s: %w", p.Name, &store.HeldError{Holder: cur.holder, ExpiresAt: i2t(cur.expires)})
+		if cur.Held(now) {
+			if cur.Holder != p.Holder {
+				return fmt.Errorf("postgres: reservation %s: %w", p.Name, &store.HeldError{Holder: cur.Holder, ExpiresAt: i2t(cur.Expires)})
 			}
 			if _, err := t.exec(`UPDATE reservations SET expires_at = $1 WHERE tenant = $2 AND name = $3`, exp, p.Tenant, p.Name); err != nil {
 				return err
 			}
-			cur.expires = exp
-			out = cur.record(p.Tenant, p.Name, now)
+			cur.Expires = exp
+			out = cur.Record(p.Tenant, p.Name, now)
 			return nil
 		}
-		if cur.holder != "" {
+		if cur.Holder != "" {
 			if _, err := t.exec(`UPDATE reservation_history SET ended = $1, ended_at = $2 WHERE tenant = $3 AND name = $4 AND token = $5`,
-				job.ReservationExpired, cur.expires, p.Tenant, p.Name, cur.token); err != nil {
+				job.ReservationExpired, cur.Expires, p.Tenant, p.Name, cur.Token); err != nil {
 				return err
 			}
 		}
@@ -74,13 +60,13 @@ func (s *Store) AcquireReservation(ctx context.Context, p *store.AcquireReservat
 		if err := t.queryRow(`SELECT nextval('lease_token')`).Scan(&token); err != nil {
 			return err
 		}
-		next := resRow{holder: p.Holder, token: token, acquired: now, expires: exp}
+		next := resRow{Holder: p.Holder, Token: token, Acquired: now, Expires: exp}
 		if _, err := t.exec(`UPDATE reservations SET holder = $3, token = $4, acquired_at = $5, expires_at = $6 WHERE tenant = $1 AND name = $2`,
-			p.Tenant, p.Name, next.holder, next.token, next.acquired, next.expires); err != nil {
+			p.Tenant, p.Name, next.Holder, next.Token, next.Acquired, next.Expires); err != nil {
 			return err
 		}
 		if _, err := t.exec(`INSERT INTO reservation_history (tenant, name, token, holder, acquired_at) VALUES ($1, $2, $3, $4, $5)`,
-			p.Tenant, p.Name, next.token, next.holder, next.acquired); err != nil {
+			p.Tenant, p.Name, next.Token, next.Holder, next.Acquired); err != nil {
 			return err
 		}
 		if _, err := t.exec(`DELETE FROM reservation_history WHERE tenant = $1 AND name = $2 AND token < (
@@ -88,7 +74,7 @@ func (s *Store) AcquireReservation(ctx context.Context, p *store.AcquireReservat
 			p.Tenant, p.Name, job.ReservationHistoryLen); err != nil {
 			return err
 		}
-		out = next.record(p.Tenant, p.Name, now)
+		out = next.Record(p.Tenant, p.Name, now)
 		return nil
 	})
 	if err != nil {
@@ -115,8 +101,8 @@ func (s *Store) RenewReservation(ctx context.Context, p *store.RenewReservationP
 		if err != nil {
 			return err
 		}
-		r := resRow{holder: p.Holder, token: p.Token, acquired: acquired, expires: exp}
-		out = r.record(p.Tenant, p.Name, now)
+		r := resRow{Holder: p.Holder, Token: p.Token, Acquired: acquired, Expires: exp}
+		out = r.Record(p.Tenant, p.Name, now)
 		return nil
 	})
 	if err != nil {
@@ -154,7 +140,7 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT r.holder, r.token, r.acquired_at, r.expires_at,
+	rows, err := s.pool.Query(ctx, `SELECT r.Holder, r.Token, r.acquired_at, r.expires_at,
 		h.holder, h.token, h.acquired_at, h.ended_at, h.ended
 		FROM reservations r LEFT JOIN reservation_history h ON h.tenant = r.tenant AND h.name = r.name
 		WHERE r.tenant = $1 AND r.name = $2 ORDER BY h.token DESC LIMIT $3`, tenant, name, job.ReservationHistoryLen)
@@ -168,11 +154,11 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 		var r resRow
 		var hHolder, hEnded pgtype.Text
 		var hToken, hAcquired, hEndedAt pgtype.Int8
-		if err := rows.Scan(&r.holder, &r.token, &r.acquired, &r.expires, &hHolder, &hToken, &hAcquired, &hEndedAt, &hEnded); err != nil {
+		if err := rows.Scan(&r.Holder, &r.Token, &r.Acquired, &r.Expires, &hHolder, &hToken, &hAcquired, &hEndedAt, &hEnded); err != nil {
 			return nil, s.wrap("get reservation", err)
 		}
 		if out == nil {
-			out = r.record(tenant, name, n)
+			out = r.Record(tenant, name, n)
 			out.History = []job.ReservationEntry{}
 		}
 		if !hToken.Valid {
@@ -182,10 +168,10 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 			EndedAt: i2t(hEndedAt.Int64), Ended: hEnded.String}
 		if e.Ended == "" {
 			// The current grant: its expiry is the row's.
-			if r.token == e.Token && r.held(n) {
+			if r.Token == e.Token && r.Held(n) {
 				e.Ended = job.ReservationHeld
 			} else {
-				e.Ended, e.EndedAt = job.ReservationExpired, i2t(r.expires)
+				e.Ended, e.EndedAt = job.ReservationExpired, i2t(r.Expires)
 			}
 		}
 		out.History = append(out.History, e)
@@ -214,10 +200,10 @@ func (s *Store) ListReservations(ctx context.Context, tenant string, now time.Ti
 	for rows.Next() {
 		var t, name string
 		var r resRow
-		if err := rows.Scan(&t, &name, &r.holder, &r.token, &r.acquired, &r.expires); err != nil {
+		if err := rows.Scan(&t, &name, &r.Holder, &r.Token, &r.Acquired, &r.Expires); err != nil {
 			return nil, s.wrap("list reservations", err)
 		}
-		out = append(out, r.record(t, name, t2i(now)))
+		out = append(out, r.Record(t, name, t2i(now)))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap("list reservations", err)

@@ -8,31 +8,17 @@ import (
 
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
+	"github.com/gantryhq/gantry/internal/store/rowscan"
 )
 
 // resRow is a reservation's stored row.
-type resRow struct {
-	holder            string
-	token             int64
-	acquired, expires int64
-}
-
-// held reports whether the row is a grant still unexpired at now.
-func (r *resRow) held(now int64) bool { return r.holder != "" && r.expires > now }
-
-func (r *resRow) record(tenant, name string, now int64) *job.Reservation {
-	res := &job.Reservation{Tenant: tenant, Name: name}
-	if r.held(now) {
-		res.Holder, res.Token, res.AcquiredAt, res.ExpiresAt = r.holder, r.token, i2t(r.acquired), i2t(r.expires)
-	}
-	return res
-}
+type resRow = rowscan.ReservationRow
 
 // loadReservation reads a name's row in the writer's transaction; found is
 // false if the name was never acquired.
 func (tx *wtx) loadReservation(tenant, name string) (r resRow, found bool, err error) {
 	err = tx.w.queryRow(`SELECT holder, token, acquired_at, expires_at FROM reservations WHERE tenant = ? AND name = ?`, tenant, name).
-		Scan(&r.holder, &r.token, &r.acquired, &r.expires)
+		Scan(&r.Holder, &r.Token, &r.Acquired, &r.Expires)
 	if isNoRows(err) {
 		return r, false, nil
 	}
@@ -52,32 +38,32 @@ func (s *Store) AcquireReservation(ctx context.Context, p *store.AcquireReservat
 		if err != nil {
 			return unavailable("acquire reservation", err)
 		}
-		if found && cur.held(now) {
-			if cur.holder != p.Holder {
-				return fmt.Errorf("sqlite: reservation %s: %w", p.Name, &store.HeldError{Holder: cur.holder, ExpiresAt: i2t(cur.expires)})
+		if found && cur.Held(now) {
+			if cur.Holder != p.Holder {
+				return fmt.Errorf("sqlite: reservation %s: %w", p.Name, &store.HeldError{Holder: cur.Holder, ExpiresAt: i2t(cur.Expires)})
 			}
 			if _, err := tx.w.exec(`UPDATE reservations SET expires_at = ? WHERE tenant = ? AND name = ?`, exp, p.Tenant, p.Name); err != nil {
 				return unavailable("acquire reservation", err)
 			}
-			cur.expires = exp
-			out = cur.record(p.Tenant, p.Name, now)
+			cur.Expires = exp
+			out = cur.Record(p.Tenant, p.Name, now)
 			return nil
 		}
-		if found && cur.holder != "" {
+		if found && cur.Holder != "" {
 			if _, err := tx.w.exec(`UPDATE reservation_history SET ended = ?, ended_at = ? WHERE tenant = ? AND name = ? AND token = ?`,
-				job.ReservationExpired, cur.expires, p.Tenant, p.Name, cur.token); err != nil {
+				job.ReservationExpired, cur.Expires, p.Tenant, p.Name, cur.Token); err != nil {
 				return unavailable("acquire reservation", err)
 			}
 		}
-		next := resRow{holder: p.Holder, token: tx.nextToken(), acquired: now, expires: exp}
+		next := resRow{Holder: p.Holder, Token: tx.nextToken(), Acquired: now, Expires: exp}
 		if _, err := tx.w.exec(`INSERT INTO reservations (tenant, name, holder, token, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, name) DO UPDATE SET holder = excluded.holder, token = excluded.token,
 			acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`,
-			p.Tenant, p.Name, next.holder, next.token, next.acquired, next.expires); err != nil {
+			p.Tenant, p.Name, next.Holder, next.Token, next.Acquired, next.Expires); err != nil {
 			return unavailable("acquire reservation", err)
 		}
 		if _, err := tx.w.exec(`INSERT INTO reservation_history (tenant, name, token, holder, acquired_at) VALUES (?, ?, ?, ?, ?)`,
-			p.Tenant, p.Name, next.token, next.holder, next.acquired); err != nil {
+			p.Tenant, p.Name, next.Token, next.Holder, next.Acquired); err != nil {
 			return unavailable("acquire reservation", err)
 		}
 		if _, err := tx.w.exec(`DELETE FROM reservation_history WHERE tenant = ?1 AND name = ?2 AND token < (
@@ -85,7 +71,7 @@ func (s *Store) AcquireReservation(ctx context.Context, p *store.AcquireReservat
 			p.Tenant, p.Name, job.ReservationHistoryLen); err != nil {
 			return unavailable("acquire reservation", err)
 		}
-		out = next.record(p.Tenant, p.Name, now)
+		out = next.Record(p.Tenant, p.Name, now)
 		return nil
 	})
 	if err != nil {
@@ -112,8 +98,8 @@ func (s *Store) RenewReservation(ctx context.Context, p *store.RenewReservationP
 		if err != nil {
 			return unavailable("renew reservation", err)
 		}
-		r := resRow{holder: p.Holder, token: p.Token, acquired: acquired, expires: exp}
-		out = r.record(p.Tenant, p.Name, now)
+		r := resRow{Holder: p.Holder, Token: p.Token, Acquired: acquired, Expires: exp}
+		out = r.Record(p.Tenant, p.Name, now)
 		return nil
 	})
 	if err != nil {
@@ -151,7 +137,7 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT r.holder, r.token, r.acquired_at, r.expires_at,
+	rows, err := s.rdb.QueryContext(ctx, `SELECT r.Holder, r.Token, r.acquired_at, r.expires_at,
 		h.holder, h.token, h.acquired_at, h.ended_at, h.ended
 		FROM reservations r LEFT JOIN reservation_history h ON h.tenant = r.tenant AND h.name = r.name
 		WHERE r.tenant = ? AND r.name = ? ORDER BY h.token DESC LIMIT ?`, tenant, name, job.ReservationHistoryLen)
@@ -165,11 +151,11 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 		var r resRow
 		var hHolder, hEnded sql.NullString
 		var hToken, hAcquired, hEndedAt sql.NullInt64
-		if err := rows.Scan(&r.holder, &r.token, &r.acquired, &r.expires, &hHolder, &hToken, &hAcquired, &hEndedAt, &hEnded); err != nil {
+		if err := rows.Scan(&r.Holder, &r.Token, &r.Acquired, &r.Expires, &hHolder, &hToken, &hAcquired, &hEndedAt, &hEnded); err != nil {
 			return nil, unavailable("get reservation", err)
 		}
 		if out == nil {
-			out = r.record(tenant, name, n)
+			out = r.Record(tenant, name, n)
 			out.History = []job.ReservationEntry{}
 		}
 		if !hToken.Valid {
@@ -179,10 +165,10 @@ func (s *Store) GetReservation(ctx context.Context, tenant, name string, now tim
 			EndedAt: i2t(hEndedAt.Int64), Ended: hEnded.String}
 		if e.Ended == "" {
 			// The current grant: its expiry is the row's.
-			if r.token == e.Token && r.held(n) {
+			if r.Token == e.Token && r.Held(n) {
 				e.Ended = job.ReservationHeld
 			} else {
-				e.Ended, e.EndedAt = job.ReservationExpired, i2t(r.expires)
+				e.Ended, e.EndedAt = job.ReservationExpired, i2t(r.Expires)
 			}
 		}
 		out.History = append(out.History, e)
@@ -211,10 +197,10 @@ func (s *Store) ListReservations(ctx context.Context, tenant string, now time.Ti
 	for rows.Next() {
 		var t, name string
 		var r resRow
-		if err := rows.Scan(&t, &name, &r.holder, &r.token, &r.acquired, &r.expires); err != nil {
+		if err := rows.Scan(&t, &name, &r.Holder, &r.Token, &r.Acquired, &r.Expires); err != nil {
 			return nil, unavailable("list reservations", err)
 		}
-		out = append(out, r.record(t, name, t2i(now)))
+		out = append(out, r.Record(t, name, t2i(now)))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, unavailable("list reservations", err)
