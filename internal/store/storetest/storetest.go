@@ -56,6 +56,7 @@ func WithRestart(open func(t *testing.T) (store.Store, func() store.Store)) Opti
 // gives a fresh, empty store, closed by newStore's own t.Cleanup.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
 	t.Helper()
+	options = suiteOptions{}
 	for _, o := range opts {
 		o(&options)
 	}
