@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,8 @@ type options struct {
 	depth        int           // (d)
 	depthJobs    int           // (d)
 	scenarios    string
+	systems      string
+	cpuProfile   string
 	json         bool
 	river        riverSettings
 	maxConns     int
@@ -69,6 +72,8 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.depth, "depth", 1000000, "(d) jobs queued before working")
 	fs.IntVar(&o.depthJobs, "depth-jobs", 20000, "(d) jobs worked from the deep queue for the measure")
 	fs.StringVar(&o.scenarios, "scenarios", "a,b,c,d", "scenarios to run, comma-separated")
+	fs.StringVar(&o.systems, "systems", "river,gantry", "systems to measure, comma-separated (one alone: for profiling; ratios need both)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	fs.BoolVar(&o.json, "json", false, `print {"scenarios": [...]} as JSON`)
 	fs.DurationVar(&o.river.FetchCooldown, "river-fetch-cooldown", 2*time.Millisecond, "River FetchCooldown (River's benchmark uses 2ms)")
 	fs.DurationVar(&o.river.FetchPollInterval, "river-fetch-poll-interval", 20*time.Millisecond, "River FetchPollInterval (River's benchmark uses 20ms)")
@@ -138,6 +143,17 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := o.check(); err != nil {
 		return err
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	want := strings.Split(o.scenarios, ",")
 	var results []scenarioResult
 	for _, sc := range scenarios(&o) {
@@ -187,6 +203,9 @@ func rounds(ctx context.Context, o *options, sc scenario, log io.Writer) (river,
 			slices.Reverse(order)
 		}
 		for _, system := range order {
+			if !slices.Contains(strings.Split(o.systems, ","), system) {
+				continue
+			}
 			m, err := measureOnce(ctx, o, sc, system)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s, round %d: %w", system, i+1, err)
@@ -373,6 +392,9 @@ func latency(ctx context.Context, o *options, s side) (measurement, error) {
 }
 
 func median(ms []measurement, f func(measurement) float64) float64 {
+	if len(ms) == 0 {
+		return 0
+	}
 	vs := make([]float64, len(ms))
 	for i, m := range ms {
 		vs[i] = f(m)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
@@ -221,41 +220,41 @@ func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.
 		order[c.id] = i
 		singletons = singletons || c.singleton != ""
 	}
-	var q interface {
-		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	} = t.tx
-	var sp pgx.Tx
 	if singletons {
-		var err error
-		if sp, err = t.tx.Begin(t.ctx); err != nil {
+		if err := t.savepoint("lease"); err != nil {
 			return nil, err
 		}
-		defer sp.Rollback(t.ctx) // after Commit, a no-op
-		q = sp
 	}
 	exp := p.Now.Add(p.TTL)
-	rows, err := q.Query(t.ctx, leaseSQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*job.Job, len(chosen))
-	for rows.Next() {
-		j, err := scanJob(rows, false)
-		if err != nil {
-			rows.Close()
-			return nil, err
+	rows, err := t.query(leaseSQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
+	if err == nil {
+		out := make([]*job.Job, len(chosen))
+		for rows.Next() {
+			j, serr := scanJob(rows, false)
+			if serr != nil {
+				rows.Close()
+				return nil, serr
+			}
+			out[order[j.ID]] = j
 		}
-		out[order[j.ID]] = j
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if sp != nil {
-		if err := sp.Commit(t.ctx); err != nil {
-			return nil, err
+		rows.Close()
+		if err = rows.Err(); err == nil {
+			return t.leased(p, out)
 		}
 	}
+	if singletons && pgCode(err) == codeUniqueViolation {
+		// The key started running elsewhere: undo, and let the caller
+		// choose again.
+		if rerr := t.rollbackTo("lease"); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return nil, err
+}
+
+// leased completes the jobs just leased to p.WorkerID and emits their
+// events.
+func (t *ptx) leased(p *store.LeaseJobsParams, out []*job.Job) ([]*job.Job, error) {
 	for _, j := range out {
 		if j == nil {
 			return nil, fmt.Errorf("postgres: lease: a locked job changed: %w", store.ErrUnavailable)

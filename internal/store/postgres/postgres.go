@@ -382,24 +382,6 @@ const (
 	codeSerializationFailure = "40001"
 )
 
-// ptx is the view of one write transaction that a call gets.
-type ptx struct {
-	s             *Store
-	ctx           context.Context
-	tx            pgx.Tx
-	events        []job.Event
-	jobsAvailable bool
-	after         []func() // run after commit
-}
-
-func (t *ptx) exec(q string, args ...any) (pgconn.CommandTag, error) {
-	return t.tx.Exec(t.ctx, q, args...)
-}
-
-func (t *ptx) query(q string, args ...any) (pgx.Rows, error) { return t.tx.Query(t.ctx, q, args...) }
-
-func (t *ptx) queryRow(q string, args ...any) pgx.Row { return t.tx.QueryRow(t.ctx, q, args...) }
-
 // emit queues an event; it is written with the transaction's other events.
 func (t *ptx) emit(e job.Event) { t.events = append(t.events, e) }
 
@@ -440,12 +422,18 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 	if renewalOps[op] {
 		pool = s.renew
 	}
-	tx, err := pool.Begin(ctx)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.Background())
-	t := &ptx{s: s, ctx: ctx, tx: tx}
+	defer conn.Release()
+	t := &ptx{s: s, ctx: ctx, conn: conn}
+	committed := false
+	defer func() {
+		if !committed {
+			t.rollback()
+		}
+	}()
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -454,17 +442,17 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func(t *ptx) error)
 		data []byte
 	)
 	if n := len(t.events); n > 0 {
-		// One statement takes the sequence numbers and writes the chunk:
-		// the counter's row lock, which orders event-emitting commits, is
-		// held for it and the commit only.
+		// One statement takes the sequence numbers and writes the chunk,
+		// in one pipeline with COMMIT: the counter's row lock, which
+		// orders event-emitting commits, is held for them only.
 		data = rowscan.EncodeChunk(t.events)
-		if err := t.queryRow(writeEventsSQL, n, t2i(t.events[n-1].At), data).Scan(&last); err != nil {
-			return fmt.Errorf("write events: %w", err)
+		if err := t.commit(writeEventsSQL, []any{n, t2i(t.events[n-1].At), data}, &last); err != nil {
+			return fmt.Errorf("write events and commit: %w", err)
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
+	} else if err := t.commit("", nil); err != nil {
 		return err
 	}
+	committed = true
 	for _, f := range t.after {
 		f()
 	}
