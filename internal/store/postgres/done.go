@@ -68,7 +68,7 @@ func (t *ptx) getJobAnywhere(tenant, id string) (j *job.Job, done bool, err erro
 // gets one dead tuple per job, not two. It returns what their events need.
 const finishMoveSQL = `WITH moved AS (
 	DELETE FROM jobs USING unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS u(id, token, state, result, error)
-	WHERE jobs.id = ANY($2::uuid[]) AND jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
 	RETURNING jobs.*, CASE WHEN jobs.cancel_requested THEN 'canceled' ELSE u.state END AS end_state,
 		u.result AS end_result, u.error AS end_error),
 ins AS (INSERT INTO jobs_done (id, tenant, type, name, queue, priority, params, package, batch_id, run_at,

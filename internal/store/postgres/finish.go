@@ -23,7 +23,7 @@ const finishUpdateSQL = `UPDATE jobs SET state = u.state, result = NULL, error =
 	attempts = CASE WHEN u.aj = '' THEN jobs.attempts ELSE jobs.attempts || jsonb_build_array(u.aj::jsonb) END
 	FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
 		AS u(id, token, state, error, finished_at, run_at, outcome, aj)
-	WHERE jobs.id = ANY($1::uuid[]) AND jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'`
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running'`
 
 // FinishJobs implements [store.Store]. Succeeded and canceled outcomes are
 // applied in one statement; failed ones, whose fate depends on the job's

@@ -272,7 +272,7 @@ const heartbeatSQL = `UPDATE jobs SET lease_expires_at = $1 + jobs.lease_ttl_ms 
 	progress_msg = CASE WHEN u.has THEN u.msg ELSE jobs.progress_msg END
 	FROM (SELECT DISTINCT ON (id, token) * FROM unnest($2::uuid[], $3::bigint[], $4::boolean[], $5::integer[], $6::text[])
 		AS x(id, token, has, pct, msg)) AS u
-	WHERE jobs.id = ANY($2::uuid[]) AND jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
+	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
 	RETURNING ` + jobColsQualified
 
 // HeartbeatJobs implements [store.Store].
