@@ -1,6 +1,8 @@
 package rowscan
 
 import (
+	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +31,67 @@ func TestChunkRoundTrip(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("DecodeChunk(after %d) mismatch (-want +got):\n%s", tc.after, diff)
 		}
+	}
+}
+
+func TestChunkRoundTripShared(t *testing.T) {
+	at := time.Date(2026, 12, 5, 10, 0, 0, 1, time.UTC)
+	id := "01a2483a-f2f5-7001-8da5-4f64d8ff8207"
+	evs := []job.Event{
+		{Seq: 1, Kind: job.EventStarted, At: at, Tenant: "acme", JobID: id, BatchID: "b1", Type: "email.send", Queue: "default", State: gantry.StateRunning, Attempt: 1},
+		{Seq: 2, Kind: job.EventStarted, At: at, Tenant: "acme", JobID: "01A2483A-F2F5-7001-8DA5-4F64D8FF8207", BatchID: "b1", Type: "email.send", Queue: "default", State: gantry.StateRunning, Attempt: 1},
+		{Seq: 3, Kind: job.EventSucceeded, At: at.Add(-time.Millisecond), Tenant: "acme", JobID: "not-a-uuid", BatchID: "b1", Type: "report", Queue: "default", State: gantry.StateSucceeded, Attempt: 2},
+		{Seq: 4, Kind: job.EventFailed, At: at.Add(time.Hour), Tenant: "", JobID: "01a2483a-f2f5-7001-8da5-4f64d8ff820g", Type: "report", Queue: "other", State: gantry.StateFailed, Error: "x"},
+		{Seq: 5, Kind: job.EventBatchDone, At: at.Add(time.Hour), Tenant: "", BatchID: "b2"},
+	}
+	data := EncodeChunk(evs)
+	got, err := DecodeChunk(nil, data, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(evs, got); diff != "" {
+		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
+	}
+	// A hundred events of one batch: small enough to stay in the row.
+	many := make([]job.Event, 100)
+	for i := range many {
+		many[i] = job.Event{Kind: job.EventSucceeded, At: at, Tenant: "acme", JobID: job.NewID(at), BatchID: "01a2483a-f2f5-7001-8da5-4f64d8ff8299", Type: "email.send", Queue: "default", State: gantry.StateSucceeded, Attempt: 1}
+	}
+	data = EncodeChunk(many)
+	if got, err := DecodeChunk(nil, data, 1, 0); err != nil || len(got) != len(many) || got[99].JobID != many[99].JobID {
+		t.Fatalf("DecodeChunk of 100 events: %d events, %v", len(got), err)
+	}
+	if n := len(data); n > 2000 {
+		t.Errorf("a chunk of 100 like events takes %d bytes, want at most 2000", n)
+	}
+}
+
+// TestChunkVersion1 decodes a chunk in the format of the first version,
+// which databases written before version 2 still hold.
+func TestChunkVersion1(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 5, time.UTC)
+	b := []byte{1}
+	for _, e := range []job.Event{
+		{Kind: job.EventStarted, State: gantry.StateRunning, At: at, Attempt: 2, Tenant: "t", JobID: "j", BatchID: "b", Type: "x", Queue: "q", Error: ""},
+		{Kind: job.EventFailed, State: gantry.StateFailed, At: at.Add(time.Second), Attempt: 2, Tenant: "t", JobID: "j", Type: "x", Queue: "q", Error: "boom"},
+	} {
+		b = append(b, byte(slices.Index(job.Kinds, e.Kind)+1), byte(slices.Index(gantry.States, e.State)+1))
+		b = binary.AppendVarint(b, e.At.UnixNano())
+		b = binary.AppendUvarint(b, uint64(e.Attempt))
+		for _, s := range []string{e.Tenant, e.JobID, e.BatchID, e.Type, e.Queue, e.Error} {
+			b = appendString(b, s)
+		}
+	}
+	got, err := DecodeChunk(nil, b, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []job.Event{
+		{Seq: 10, Kind: job.EventStarted, State: gantry.StateRunning, At: at, Attempt: 2, Tenant: "t", JobID: "j", BatchID: "b", Type: "x", Queue: "q"},
+		{Seq: 11, Kind: job.EventFailed, State: gantry.StateFailed, At: at.Add(time.Second), Attempt: 2, Tenant: "t", JobID: "j", Type: "x", Queue: "q", Error: "boom"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("version 1 mismatch (-want +got):\n%s", diff)
 	}
 }
 
