@@ -206,6 +206,35 @@ func TestNotifyAcrossStores(t *testing.T) {
 	}
 }
 
+// TestNotifyEventsOnlyTrailing: hints that only announce events are spaced
+// out (eventHintGap), and the last of a quick run of them still reaches
+// the other store.
+func TestNotifyEventsOnlyTrailing(t *testing.T) {
+	url := needDB(t)
+	schema := freshSchema(t, url)
+	a, b := open(t, url, schema), open(t, url, schema)
+	cb := newChanges()
+	b.OnChange(cb.record)
+	waitListening(t, b, 0)
+	var ids []string
+	for range 20 {
+		j, _ := submit(t, a, time.Now())
+		ids = append(ids, j.ID)
+	}
+	for _, id := range ids {
+		// Canceling a queued job appends an event and makes nothing
+		// leasable: an events-only hint.
+		if _, err := a.CancelJob(t.Context(), "", id, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, newest, err := a.EventBounds(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.waitFor(t, "the events of the last cancel", func(ch store.Change) bool { return ch.LastSeq >= newest })
+}
+
 func TestListenerReconnects(t *testing.T) {
 	url := needDB(t)
 	schema := freshSchema(t, url)
