@@ -96,6 +96,18 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		if state == job.WorkerDraining {
 			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
+		if len(tqs) == 1 {
+			leased, err := t.leaseOneQueue(p, tqs[0], types)
+			if err != nil {
+				return err
+			}
+			if len(leased) > 0 {
+				out = leased
+				return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
+			}
+			// Nothing queued, or candidates with singleton keys: the
+			// general way below decides (it locks the same rows again).
+		}
 		for pass := 0; ; pass++ {
 			chosen, err := t.chooseCandidates(p, tqs, types)
 			if err != nil || len(chosen) == 0 {
@@ -116,6 +128,50 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		return nil, err
 	}
 	return out, nil
+}
+
+// leaseOneQuerySQL is candidateSQL and leaseSQL in one statement, for a
+// claim in one queue: it locks the best $8 queued jobs of tenant $5 and
+// queue $6 (of types $7, if any) and leases them all, unless one of them
+// has a singleton key (then it leases nothing, and the caller takes the
+// general way, which checks the keys).
+const leaseOneQuerySQL = `WITH c AS MATERIALIZED (SELECT id, singleton_key FROM jobs
+		WHERE state = 'queued' AND tenant = $5 AND queue = $6
+		AND (cardinality($7::text[]) = 0 OR type = ANY($7::text[]))
+		ORDER BY priority DESC, jobs.id LIMIT $8 FOR UPDATE SKIP LOCKED)
+	UPDATE jobs SET state = 'running', attempt = attempt + 1, token = (SELECT nextval('lease_token')),
+	worker_id = $1, lease_expires_at = $2, lease_ttl_ms = $3, started_at = $4, progress_pct = 0, progress_msg = '',
+	attempt_worker = $1, attempt_outcome = ''
+	FROM c WHERE jobs.id = c.id AND NOT EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')
+	RETURNING ` + jobColsQualified
+
+// leaseOneQueue leases up to p.Max jobs of one queue in one statement, in
+// claim order; none when the best candidates include a singleton key.
+func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types []string) ([]*job.Job, error) {
+	exp := p.Now.Add(p.TTL)
+	rows, err := t.query(leaseOneQuerySQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), tq.tenant, tq.queue, types, p.Max)
+	if err != nil {
+		return nil, err
+	}
+	var out []*job.Job
+	for rows.Next() {
+		j, err := scanJob(rows, false)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// RETURNING gives no order; the claim's is priority, then age (ids
+	// are time-ordered).
+	slices.SortFunc(out, func(a, b *job.Job) int {
+		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.ID, b.ID))
+	})
+	return t.leased(p, out)
 }
 
 // chooseCandidates picks up to p.Max jobs from the queues tqs.
