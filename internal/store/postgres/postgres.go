@@ -21,7 +21,8 @@
 // sequence numbers in commit order and the log is dense: a reader following
 // ReadEvents(after) never misses an event that commits later with a smaller
 // sequence number. Only the tails of event-emitting transactions are
-// serialized.
+// serialized, and that statement travels in one pipeline with COMMIT (see
+// ptx), so the lock is never held across a round trip to this process.
 //
 // Fencing tokens come from the lease_token sequence (one value per
 // LeaseJobs call), so they grow strictly across restarts and processes.
@@ -29,7 +30,7 @@
 // Change hints: after a local commit the OnChange callbacks run, and the
 // commit is announced to other processes by a NOTIFY on the channel
 // gantry_<schema> with a small payload, sent after the commit and
-// coalesced (see notifier: NOTIFY inside a transaction would serialize all
+// coalesced (events-only hints at most every eventHintGap) (see notifier: NOTIFY inside a transaction would serialize all
 // commits on a database-wide lock); a dedicated listener connection
 // (reconnecting with backoff) turns notifications from other processes
 // into callbacks. NOTIFY is only a hint: callers keep polling.
