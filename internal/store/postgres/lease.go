@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-
 	"github.com/gantryhq/gantry"
 	"github.com/gantryhq/gantry/internal/job"
 	"github.com/gantryhq/gantry/internal/store"
