@@ -65,7 +65,9 @@ func (t *ptx) getJobAnywhere(tenant, id string) (j *job.Job, done bool, err erro
 // (succeeded, canceled) and moves their jobs to jobs_done in one
 // statement: each a compare-and-swap on (id, token, state) that deletes
 // the running row and inserts its finished version, so the hot table
-// gets one dead tuple per job, not two. It returns what their events need.
+// gets one dead tuple per job, not two. It returns what their events need
+// and, for jobs of a batch, what settling the batch needs to know (see
+// batchState), which saves the transaction a round trip.
 const finishMoveSQL = `WITH moved AS (
 	DELETE FROM jobs USING unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::text[]) AS u(id, token, state, result, error)
 	WHERE jobs.id = u.id AND jobs.token = u.token AND jobs.state = 'running' AND ($7 = '' OR jobs.worker_id = $7)
@@ -78,8 +80,17 @@ ins AS (INSERT INTO jobs_done (id, tenant, type, name, queue, priority, params, 
 	SELECT id, tenant, type, name, queue, priority, params, package, batch_id, run_at,
 	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, end_state, attempt,
 	attempt_base, progress_pct, progress_msg, end_result, end_error, cancel_requested, created_at,
-	started_at, $1::bigint, '', token, 0, lease_ttl_ms, attempt_worker, end_state, attempts FROM moved)
-SELECT id::text, tenant, type, queue, batch_id, attempt, attempt_worker, end_state, singleton_key FROM moved`
+	started_at, $1::bigint, '', token, 0, lease_ttl_ms, attempt_worker, end_state, attempts FROM moved),
+-- The batches of the moved jobs: whether they still have jobs waiting, or
+-- running other than these (this statement's snapshot still shows these
+-- as running), as settleIfLast would ask.
+bs AS MATERIALIZED (SELECT b.batch_id,
+		EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.batch_id AND jobs.batch_id <> '' AND state IN ('scheduled', 'queued', 'retrying')) AS waiting,
+		EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = b.batch_id AND jobs.batch_id <> '' AND state = 'running' AND jobs.id <> ALL($2::uuid[])) AS running
+	FROM (SELECT DISTINCT batch_id FROM moved WHERE batch_id <> '') AS b)
+SELECT m.id::text, m.tenant, m.type, m.queue, m.batch_id, m.attempt, m.attempt_worker, m.end_state, m.singleton_key,
+	coalesce(bs.waiting, false), coalesce(bs.running, false)
+FROM moved AS m LEFT JOIN bs ON bs.batch_id = m.batch_id`
 
 // endedByFailure returns the ids of the jobs that failed outcomes ended (the
 // others, ended by finishMoveSQL, are already in jobs_done).

@@ -67,6 +67,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		}
 		var workers []string
 		batches = nil
+		known := map[string]batchState{} // what the move statement saw
 		if len(dIDs) > 0 {
 			rows, err := t.query(finishMoveSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
 			if err != nil {
@@ -79,11 +80,18 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			}
 			var done []ended
 			for rows.Next() {
-				var e ended
+				var (
+					e                ended
+					waiting, running bool
+				)
 				e.j = new(job.Job)
-				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker, &e.state, &e.j.SingletonKey); err != nil {
+				if err := rows.Scan(&e.j.ID, &e.j.Tenant, &e.j.Type, &e.j.Queue, &e.j.BatchID, &e.j.Attempt, &e.worker, &e.state, &e.j.SingletonKey,
+					&waiting, &running); err != nil {
 					rows.Close()
 					return err
+				}
+				if e.j.BatchID != "" {
+					known[e.j.BatchID] = batchState{waiting: waiting, running: running}
 				}
 				if e.j.SingletonKey != "" {
 					t.jobsAvailable = true // the next job of its key may run
@@ -114,6 +122,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			}
 		}
 		if len(failedIDs) > 0 {
+			// What the move statement saw of a batch stays safe to act on
+			// after failures of its jobs: they were running then (so at
+			// worst the batch is checked again after the commit).
 			if err := t.finishFailed(p, failedIDs, first, out, &workers, &batches); err != nil {
 				return err
 			}
@@ -123,7 +134,14 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		}
 		later = later[:0]
 		for _, b := range batches {
-			settleLater, err := t.settleIfLast(b, p.Now)
+			st, ok := known[b]
+			if !ok {
+				var err error
+				if st, err = t.batchState(b); err != nil {
+					return err
+				}
+			}
+			settleLater, err := t.settleIfLast(b, st, p.Now)
 			if err != nil {
 				return err
 			}
@@ -153,21 +171,28 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 // only unfinished jobs are running, another transaction may be ending them
 // right now without seeing this one's: settleLater asks for a check after
 // the commit.
-func (t *ptx) settleIfLast(batchID string, now time.Time) (settleLater bool, err error) {
-	var waiting, running bool
-	if err := t.queryRow(`SELECT
-		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state IN ('scheduled', 'queued', 'retrying')),
-		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state = 'running')`, batchID).Scan(&waiting, &running); err != nil {
-		return false, err
-	}
+func (t *ptx) settleIfLast(batchID string, st batchState, now time.Time) (settleLater bool, err error) {
 	switch {
-	case waiting:
+	case st.waiting:
 		return false, nil // their own ends will settle it
-	case running:
+	case st.running:
 		return true, nil
 	}
-	_, err = t.settle(batchID, now)
+	_, err = t.settle(batchID, now) // locks the batch and looks again
 	return false, err
+}
+
+// batchState is what settleIfLast needs to know of a batch: whether it has
+// jobs waiting (scheduled, queued, retrying), and jobs running.
+type batchState struct{ waiting, running bool }
+
+// batchState reads a batch's state, without locks.
+func (t *ptx) batchState(batchID string) (batchState, error) {
+	var st batchState
+	err := t.queryRow(`SELECT
+		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state IN ('scheduled', 'queued', 'retrying')),
+		EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND batch_id <> '' AND state = 'running')`, batchID).Scan(&st.waiting, &st.running)
+	return st, err
 }
 
 // finishFailed applies failed outcomes: retrying, canceled or failed.
