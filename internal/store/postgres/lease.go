@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gantryhq/gantry"
@@ -96,16 +97,19 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
 		if len(tqs) == 1 {
-			leased, err := t.leaseOneQueue(p, tqs[0], types)
+			leased, general, err := t.leaseOneQueue(p, tqs[0], types)
 			if err != nil {
 				return err
 			}
-			if len(leased) > 0 {
+			if !general {
+				if len(leased) == 0 {
+					return nil // nothing to lease (as the general way)
+				}
 				out = leased
 				return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
 			}
-			// Nothing queued, or candidates with singleton keys: the
-			// general way below decides (it locks the same rows again).
+			// Candidates with singleton keys: the general way below
+			// decides (it locks the same rows again).
 		}
 		for pass := 0; ; pass++ {
 			chosen, err := t.chooseCandidates(p, tqs, types)
@@ -132,45 +136,69 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 // leaseOneQuerySQL is candidateSQL and leaseSQL in one statement, for a
 // claim in one queue: it locks the best $8 queued jobs of tenant $5 and
 // queue $6 (of types $7, if any) and leases them all, unless one of them
-// has a singleton key (then it leases nothing, and the caller takes the
-// general way, which checks the keys).
-const leaseOneQuerySQL = `WITH c AS MATERIALIZED (SELECT id, singleton_key FROM jobs
+// has a singleton key: then it leases nothing and answers one row whose
+// first column is true and whose others are NULL, and the caller takes
+// the general way, which checks the keys. Leased jobs come with false
+// first; no row at all means that nothing was there to lease.
+var leaseOneQuerySQL = `WITH c AS MATERIALIZED (SELECT id, singleton_key FROM jobs
 		WHERE state = 'queued' AND tenant = $5 AND queue = $6
 		AND (cardinality($7::text[]) = 0 OR type = ANY($7::text[]))
-		ORDER BY priority DESC, jobs.id LIMIT $8 FOR UPDATE SKIP LOCKED)
-	UPDATE jobs SET state = 'running', attempt = attempt + 1, token = (SELECT nextval('lease_token')),
-	worker_id = $1, lease_expires_at = $2, lease_ttl_ms = $3, started_at = $4, progress_pct = 0, progress_msg = '',
-	attempt_worker = $1, attempt_outcome = ''
-	FROM c WHERE jobs.id = c.id AND NOT EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')
-	RETURNING ` + jobColsQualified
+		ORDER BY priority DESC, jobs.id LIMIT $8 FOR UPDATE SKIP LOCKED),
+	u AS (UPDATE jobs SET state = 'running', attempt = attempt + 1, token = (SELECT nextval('lease_token')),
+		worker_id = $1, lease_expires_at = $2, lease_ttl_ms = $3, started_at = $4, progress_pct = 0, progress_msg = '',
+		attempt_worker = $1, attempt_outcome = ''
+		FROM c WHERE jobs.id = c.id AND NOT EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')
+		RETURNING ` + jobColsQualified + `)
+	SELECT false, u.* FROM u
+	UNION ALL
+	SELECT true` + strings.Repeat(", NULL", strings.Count(jobCols, ",")+1) + ` WHERE EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')`
+
+// afterFlag scans a row whose first column is a flag, then scanJob's.
+type afterFlag struct {
+	rows interface{ Scan(dest ...any) error }
+	flag *bool
+}
+
+func (a afterFlag) Scan(dest ...any) error {
+	return a.rows.Scan(append([]any{a.flag}, dest...)...)
+}
 
 // leaseOneQueue leases up to p.Max jobs of one queue in one statement, in
-// claim order; none when the best candidates include a singleton key.
-func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types []string) ([]*job.Job, error) {
+// claim order. general reports that the best candidates include a
+// singleton key, so that the general way must decide (nothing was leased).
+func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types []string) (out []*job.Job, general bool, err error) {
 	exp := p.Now.Add(p.TTL)
 	rows, err := t.query(leaseOneQuerySQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), tq.tenant, tq.queue, types, p.Max)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var out []*job.Job
 	for rows.Next() {
-		j, err := scanJob(rows, false)
+		if vals := rows.RawValues(); len(vals) > 1 && vals[1] == nil {
+			general = true // the singleton marker row
+			continue
+		}
+		var flag bool
+		j, err := scanJob(afterFlag{rows, &flag}, false)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, false, err
 		}
 		out = append(out, j)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if general {
+		return nil, true, nil
 	}
 	// RETURNING gives no order; the claim's is priority, then age (ids
 	// are time-ordered).
 	slices.SortFunc(out, func(a, b *job.Job) int {
 		return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(a.ID, b.ID))
 	})
-	return t.leased(p, out)
+	out, err = t.leased(p, out)
+	return out, false, err
 }
 
 // chooseCandidates picks up to p.Max jobs from the queues tqs.
