@@ -68,8 +68,24 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		queues = []string{}
 	}
 	var out []*job.Job
+	key := leaseFilter{p.Tenant, strings.Join(queues, "\x00")}
 	err := s.write(ctx, "lease", func(t *ptx) error {
 		out = nil
+		if g, ok := s.leaseGuess.Load(key); ok {
+			// The filter matched one queue last time: claim there at
+			// once, the statement checking that it still does.
+			leased, general, err := t.leaseOneQueue(p, g.(tenantQueue), types, queues)
+			if err != nil {
+				return err
+			}
+			if !general {
+				if len(leased) == 0 {
+					return nil
+				}
+				out = leased
+				return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
+			}
+		}
 		// One round trip reads the worker's state and the queues to look in.
 		rows, err := t.query(leaseQueuesSQL, p.Tenant, queues, p.WorkerID)
 		if err != nil {
@@ -93,11 +109,16 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if len(tqs) == 1 {
+			s.leaseGuess.Store(key, tqs[0])
+		} else {
+			s.leaseGuess.Delete(key)
+		}
 		if state == job.WorkerDraining {
 			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
 		if len(tqs) == 1 {
-			leased, general, err := t.leaseOneQueue(p, tqs[0], types)
+			leased, general, err := t.leaseOneQueue(p, tqs[0], types, queues)
 			if err != nil {
 				return err
 			}
@@ -136,13 +157,24 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 // leaseOneQuerySQL is candidateSQL and leaseSQL in one statement, for a
 // claim in one queue: it locks the best $8 queued jobs of tenant $5 and
 // queue $6 (of types $7, if any) and leases them all, unless one of them
-// has a singleton key: then it leases nothing and answers one row whose
-// first column is true and whose others are NULL, and the caller takes
-// the general way, which checks the keys. Leased jobs come with false
+// has a singleton key, or the guard g fails: then it leases nothing and
+// answers one row whose first column is true and whose others are NULL,
+// and the caller takes the general way. Leased jobs come with false
 // first; no row at all means that nothing was there to lease.
-var leaseOneQuerySQL = `WITH c AS MATERIALIZED (SELECT id, singleton_key FROM jobs
+//
+// The guard makes the statement safe to run on a guess (the queue that
+// the worker's filter, tenant $9 and queues $10, resolved to last time):
+// worker $1 is not draining, and that queue is, unpaused, the only one
+// the filter matches — what leaseQueuesSQL would have said.
+var leaseOneQuerySQL = `WITH g AS (SELECT
+		coalesce((SELECT state FROM workers WHERE id = $1), '') <> 'draining'
+		AND (SELECT count(*) FROM queues AS q WHERE NOT q.paused AND ($9 = '' OR q.tenant = $9)
+			AND (cardinality($10::text[]) = 0 OR q.name = ANY($10::text[]))) = 1
+		AND EXISTS (SELECT 1 FROM queues AS q WHERE q.tenant = $5 AND q.name = $6 AND NOT q.paused) AS ok),
+	c AS MATERIALIZED (SELECT id, singleton_key FROM jobs
 		WHERE state = 'queued' AND tenant = $5 AND queue = $6
 		AND (cardinality($7::text[]) = 0 OR type = ANY($7::text[]))
+		AND (SELECT ok FROM g)
 		ORDER BY priority DESC, jobs.id LIMIT $8 FOR UPDATE SKIP LOCKED),
 	u AS (UPDATE jobs SET state = 'running', attempt = attempt + 1, token = (SELECT nextval('lease_token')),
 		worker_id = $1, lease_expires_at = $2, lease_ttl_ms = $3, started_at = $4, progress_pct = 0, progress_msg = '',
@@ -151,7 +183,8 @@ var leaseOneQuerySQL = `WITH c AS MATERIALIZED (SELECT id, singleton_key FROM jo
 		RETURNING ` + jobColsQualified + `)
 	SELECT false, u.* FROM u
 	UNION ALL
-	SELECT true` + strings.Repeat(", NULL", strings.Count(jobCols, ",")+1) + ` WHERE EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')`
+	SELECT true` + strings.Repeat(", NULL", strings.Count(jobCols, ",")+1) + `
+		WHERE NOT (SELECT ok FROM g) OR EXISTS (SELECT 1 FROM c WHERE singleton_key <> '')`
 
 // afterFlag scans a row whose first column is a flag, then scanJob's.
 type afterFlag struct {
@@ -166,9 +199,10 @@ func (a afterFlag) Scan(dest ...any) error {
 // leaseOneQueue leases up to p.Max jobs of one queue in one statement, in
 // claim order. general reports that the best candidates include a
 // singleton key, so that the general way must decide (nothing was leased).
-func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types []string) (out []*job.Job, general bool, err error) {
+func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types, queues []string) (out []*job.Job, general bool, err error) {
 	exp := p.Now.Add(p.TTL)
-	rows, err := t.query(leaseOneQuerySQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), tq.tenant, tq.queue, types, p.Max)
+	rows, err := t.query(leaseOneQuerySQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), tq.tenant, tq.queue, types, p.Max,
+		p.Tenant, queues)
 	if err != nil {
 		return nil, false, err
 	}
@@ -200,6 +234,9 @@ func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types []st
 	out, err = t.leased(p, out)
 	return out, false, err
 }
+
+// leaseFilter is a worker's queue filter: tenant and queues (joined).
+type leaseFilter struct{ tenant, queues string }
 
 // chooseCandidates picks up to p.Max jobs from the queues tqs.
 func (t *ptx) chooseCandidates(p *store.LeaseJobsParams, tqs []tenantQueue, types []string) ([]candidate, error) {

@@ -120,6 +120,10 @@ type Store struct {
 
 	queues sync.Map // tenantQueue -> struct{}: queues known to exist
 
+	// leaseGuess: leaseFilter -> tenantQueue, the one queue a filter
+	// matched at its last claim (see leaseOneQuerySQL).
+	leaseGuess sync.Map
+
 	sightings sightings // of workers, see touchWorkers
 }
 

@@ -202,6 +202,45 @@ func testLease(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// A worker whose filter matched one queue at its last claim must still
+	// see the queue paused, a second queue appear, and its own draining
+	// (a store may claim on a guess of the queue, checked as it claims).
+	t.Run("FilterOfOneQueueSeesChanges", func(t *testing.T) {
+		h := begin(t, newStore)
+		w := h.worker(t0)
+		lease := func(now time.Time) []*job.Job {
+			return h.leaseP(&store.LeaseJobsParams{Now: now, WorkerID: w, Tenant: tenantA, Max: 10, TTL: ttl})
+		}
+		first := h.submit(t0, job.Spec{Tenant: tenantA, Queue: "q1", Type: "t"})
+		if diff := cmp.Diff([]string{first.ID}, ids(lease(at(time.Second)))); diff != "" {
+			t.Fatalf("first lease mismatch (-want +got):\n%s", diff)
+		}
+		if _, err := h.s.SetQueuePaused(t.Context(), tenantA, "q1", true); err != nil {
+			t.Fatal(err)
+		}
+		second := h.submit(at(2*time.Second), job.Spec{Tenant: tenantA, Queue: "q1", Type: "t"})
+		if got := lease(at(3 * time.Second)); len(got) != 0 {
+			t.Errorf("leased %v from a paused queue", ids(got))
+		}
+		if _, err := h.s.SetQueuePaused(t.Context(), tenantA, "q1", false); err != nil {
+			t.Fatal(err)
+		}
+		// A second queue of the tenant, with a job that goes first.
+		urgent := h.submit(at(4*time.Second), job.Spec{Tenant: tenantA, Queue: "q2", Type: "t", Priority: 10})
+		if diff := cmp.Diff([]string{urgent.ID}, ids(h.leaseP(&store.LeaseJobsParams{Now: at(5 * time.Second), WorkerID: w, Tenant: tenantA, Max: 1, TTL: ttl}))); diff != "" {
+			t.Errorf("lease after a second queue appeared mismatch (-want +got):\n%s", diff)
+		}
+		if _, err := h.s.DrainWorker(t.Context(), w, at(6*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got := lease(at(7 * time.Second)); len(got) != 0 {
+			t.Errorf("a draining worker leased %v", ids(got))
+		}
+		if s := h.state(second.ID); s != gantry.StateQueued {
+			t.Errorf("job is %s, want queued", s)
+		}
+	})
+
 	t.Run("AttemptsAndTokensAcrossLeases", func(t *testing.T) {
 		h := begin(t, newStore)
 		w1, w2, w3 := h.worker(t0), h.worker(t0), h.worker(t0)
