@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -453,6 +454,11 @@ func TestWorkerDrainsOnCancel(t *testing.T) {
 	w := s.startWorker(t, "--grace", "1m")
 	j := decode[wire.Job](t, s.ok(t, "submit", "demo.slow", "--param", "seconds:=0.5", "--json"))
 	s.waitState(t, j.ID, "running")
+	// Running in the store is not yet running in the worker: the lease's
+	// answer may still be on its way, and a worker stopped then never
+	// sees the job (leaving releases it). Give it time to arrive; the job
+	// runs for 500 ms.
+	time.Sleep(150 * time.Millisecond)
 	// As SIGTERM: no new leases, the running job finishes, the worker
 	// leaves.
 	if code := w.stop(); code != 0 {
