@@ -74,16 +74,8 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		if g, ok := s.leaseGuess.Load(key); ok {
 			// The filter matched one queue last time: claim there at
 			// once, the statement checking that it still does.
-			leased, general, err := t.leaseOneQueue(p, g.(tenantQueue), types, queues)
-			if err != nil {
+			if done, err := t.claimOneQueue(p, g.(tenantQueue), types, queues, &out); done || err != nil {
 				return err
-			}
-			if !general {
-				if len(leased) == 0 {
-					return nil
-				}
-				out = leased
-				return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
 			}
 		}
 		// One round trip reads the worker's state and the queues to look in.
@@ -118,16 +110,8 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
 		if len(tqs) == 1 {
-			leased, general, err := t.leaseOneQueue(p, tqs[0], types, queues)
-			if err != nil {
+			if done, err := t.claimOneQueue(p, tqs[0], types, queues, &out); done || err != nil {
 				return err
-			}
-			if !general {
-				if len(leased) == 0 {
-					return nil // nothing to lease (as the general way)
-				}
-				out = leased
-				return t.touchWorkers([]string{p.WorkerID}, p.Now, true)
 			}
 			// Candidates with singleton keys: the general way below
 			// decides (it locks the same rows again).
@@ -196,9 +180,26 @@ func (a afterFlag) Scan(dest ...any) error {
 	return a.rows.Scan(append([]any{a.flag}, dest...)...)
 }
 
+// claimOneQueue claims in queue tq with leaseOneQueue and, when that
+// decided (done), sets *out and records the worker's activity as the
+// general way does. Not done: the general way must decide.
+func (t *ptx) claimOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types, queues []string, out *[]*job.Job) (done bool, err error) {
+	leased, general, err := t.leaseOneQueue(p, tq, types, queues)
+	if err != nil || general {
+		return false, err
+	}
+	if len(leased) == 0 {
+		return true, nil // nothing to lease; an empty claim touches no worker row
+	}
+	*out = leased
+	return true, t.touchWorkers([]string{p.WorkerID}, p.Now, true)
+}
+
 // leaseOneQueue leases up to p.Max jobs of one queue in one statement, in
-// claim order. general reports that the best candidates include a
-// singleton key, so that the general way must decide (nothing was leased).
+// claim order. general reports that nothing was leased because the best
+// candidates include a singleton key or the statement's guard failed (the
+// worker drains, or its filter no longer matches exactly that unpaused
+// queue), so that the general way must decide.
 func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types, queues []string) (out []*job.Job, general bool, err error) {
 	exp := p.Now.Add(p.TTL)
 	rows, err := t.query(leaseOneQuerySQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), tq.tenant, tq.queue, types, p.Max,
@@ -208,7 +209,7 @@ func (t *ptx) leaseOneQueue(p *store.LeaseJobsParams, tq tenantQueue, types, que
 	}
 	for rows.Next() {
 		if vals := rows.RawValues(); len(vals) > 1 && vals[1] == nil {
-			general = true // the singleton marker row
+			general = true // the marker row (singleton keys, or the guard failed)
 			continue
 		}
 		var flag bool

@@ -210,12 +210,7 @@ func TestNotifyAcrossStores(t *testing.T) {
 // out (eventHintGap), and the last of a quick run of them still reaches
 // the other store.
 func TestNotifyEventsOnlyTrailing(t *testing.T) {
-	url := needDB(t)
-	schema := freshSchema(t, url)
-	a, b := open(t, url, schema), open(t, url, schema)
-	cb := newChanges()
-	b.OnChange(cb.record)
-	waitListening(t, b, 0)
+	_, a, _, cb, _ := listeningPair(t)
 	var ids []string
 	for range 20 {
 		j, _ := submit(t, a, time.Now())
@@ -235,13 +230,21 @@ func TestNotifyEventsOnlyTrailing(t *testing.T) {
 	cb.waitFor(t, "the events of the last cancel", func(ch store.Change) bool { return ch.LastSeq >= newest })
 }
 
-func TestListenerReconnects(t *testing.T) {
-	url := needDB(t)
+// listeningPair opens two stores on one fresh schema and waits until the
+// second listens; cb records the second's changes, pid is its listener's
+// backend.
+func listeningPair(t *testing.T) (url string, a, b *postgres.Store, cb *changes, pid uint32) {
+	t.Helper()
+	url = needDB(t)
 	schema := freshSchema(t, url)
-	a, b := open(t, url, schema), open(t, url, schema)
-	cb := newChanges()
+	a, b = open(t, url, schema), open(t, url, schema)
+	cb = newChanges()
 	b.OnChange(cb.record)
-	pid := waitListening(t, b, 0)
+	return url, a, b, cb, waitListening(t, b, 0)
+}
+
+func TestListenerReconnects(t *testing.T) {
+	url, a, b, cb, pid := listeningPair(t)
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)

@@ -30,8 +30,9 @@
 // Change hints: after a local commit the OnChange callbacks run, and the
 // commit is announced to other processes by a NOTIFY on the channel
 // gantry_<schema> with a small payload, sent after the commit and
-// coalesced (events-only hints at most every eventHintGap) (see notifier: NOTIFY inside a transaction would serialize all
-// commits on a database-wide lock); a dedicated listener connection
+// coalesced, hints of events only at most every eventHintGap (see
+// notifier: NOTIFY inside a transaction would serialize all commits on a
+// database-wide lock); a dedicated listener connection
 // (reconnecting with backoff) turns notifications from other processes
 // into callbacks. NOTIFY is only a hint: callers keep polling.
 //
