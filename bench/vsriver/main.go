@@ -114,6 +114,7 @@ type scenarioResult struct {
 type measurement struct {
 	jobsPerSec float64
 	p50ms      float64
+	cpu        cpuUse // over the timed window of the throughput scenarios
 }
 
 // scenario is one workload.
@@ -225,6 +226,9 @@ func (m measurement) format(latency bool) string {
 	if latency {
 		return fmt.Sprintf("p50 %.2f ms", m.p50ms)
 	}
+	if c := m.cpu.String(); c != "" {
+		return fmt.Sprintf("%.0f jobs/s  (%s)", m.jobsPerSec, c)
+	}
 	return fmt.Sprintf("%.0f jobs/s", m.jobsPerSec)
 }
 
@@ -301,7 +305,7 @@ func drainFrom(ctx context.Context, o *options, s side, queued, worked int) (mea
 	if err := preload(ctx, o, s, queued); err != nil {
 		return measurement{}, fmt.Errorf("preload: %w", err)
 	}
-	t0 := time.Now()
+	t0, c0 := time.Now(), readCPU()
 	if err := s.start(ctx); err != nil {
 		return measurement{}, err
 	}
@@ -309,12 +313,13 @@ func drainFrom(ctx context.Context, o *options, s side, queued, worked int) (mea
 	if err != nil {
 		return measurement{}, err
 	}
+	c1 := readCPU()
 	if t, err := confirm(ctx, s, worked); err != nil {
 		return measurement{}, err
 	} else if !t.IsZero() {
 		t1 = t
 	}
-	return measurement{jobsPerSec: float64(worked) / t1.Sub(t0).Seconds()}, nil
+	return measurement{jobsPerSec: float64(worked) / t1.Sub(t0).Seconds(), cpu: cpuBetween(c0, c1, int64(worked))}, nil
 }
 
 // steady is scenario (b): insert (InsertMany / SubmitBatch, 2 goroutines)
@@ -323,7 +328,7 @@ func steady(ctx context.Context, o *options, s side) (measurement, error) {
 	if err := s.start(ctx); err != nil {
 		return measurement{}, err
 	}
-	t0 := time.Now()
+	t0, c0 := time.Now(), readCPU()
 	until := t0.Add(o.steady)
 	var inserted atomic.Int64
 	errc := make(chan error, 1)
@@ -334,13 +339,14 @@ func steady(ctx context.Context, o *options, s side) (measurement, error) {
 		return measurement{}, ctx.Err()
 	}
 	done := s.completions().load()
+	c1 := readCPU()
 	if err := <-errc; err != nil {
 		return measurement{}, fmt.Errorf("insert: %w", err)
 	}
 	if _, err := confirm(ctx, s, int(done)); err != nil {
 		return measurement{}, err
 	}
-	return measurement{jobsPerSec: float64(done) / o.steady.Seconds()}, nil
+	return measurement{jobsPerSec: float64(done) / o.steady.Seconds(), cpu: cpuBetween(c0, c1, done)}, nil
 }
 
 // confirm waits until the database shows n completed jobs: at once when

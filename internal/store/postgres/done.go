@@ -31,7 +31,7 @@ func (t *ptx) moveDone(ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := t.exec(moveDoneSQL, ids)
+	_, err := t.exec(moveDoneSQL, uuidArgs(ids))
 	return err
 }
 

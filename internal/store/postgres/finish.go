@@ -69,7 +69,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		batches = nil
 		known := map[string]batchState{} // what the move statement saw
 		if len(dIDs) > 0 {
-			rows, err := t.query(finishMoveSQL, t2i(p.Now), dIDs, dTokens, dStates, dResults, dErrors, p.WorkerID)
+			rows, err := t.query(finishMoveSQL, t2i(p.Now), uuidArgs(dIDs), dTokens, dStates, dResults, dErrors, p.WorkerID)
 			if err != nil {
 				return err
 			}
@@ -197,7 +197,7 @@ func (t *ptx) batchState(batchID string) (batchState, error) {
 
 // finishFailed applies failed outcomes: retrying, canceled or failed.
 func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[string]int, out []store.FinishResult, workers, batches *[]string) error {
-	rows, err := t.query(finishSelectSQL, ids)
+	rows, err := t.query(finishSelectSQL, uuidArgs(ids))
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (t *ptx) finishFailed(p *store.FinishJobsParams, ids []string, first map[st
 	if len(uIDs) == 0 {
 		return nil
 	}
-	tag, err := t.exec(finishUpdateSQL, uIDs, uTokens, uStates, uErrors, uFinished, uRunAt, uOutcomes, uAJ)
+	tag, err := t.exec(finishUpdateSQL, uuidArgs(uIDs), uTokens, uStates, uErrors, uFinished, uRunAt, uOutcomes, uAJ)
 	if err != nil {
 		return err
 	}

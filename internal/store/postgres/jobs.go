@@ -148,7 +148,7 @@ func (t *ptx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult, 
 		out[i] = store.InsertResult{Job: j, Created: true}
 	}
 	if len(c.ids) > 0 {
-		if _, err := t.exec(insertJobsSQL, c.ids, c.tenants, c.types, c.names, c.queues, c.prios, c.params,
+		if _, err := t.exec(insertJobsSQL, uuidArgs(c.ids), c.tenants, c.types, c.names, c.queues, c.prios, c.params,
 			c.pkgs, c.batches, c.runAts, c.maxAtt, c.timeouts, c.ukeys, c.skeys, c.tags, c.metas, c.states, c.created); err != nil {
 			return nil, err
 		}

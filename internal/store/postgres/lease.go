@@ -347,7 +347,7 @@ func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.
 		}
 	}
 	exp := p.Now.Add(p.TTL)
-	rows, err := t.query(leaseSQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), ids)
+	rows, err := t.query(leaseSQL, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), uuidArgs(ids))
 	if err == nil {
 		out := make([]*job.Job, len(chosen))
 		for rows.Next() {
@@ -419,7 +419,7 @@ func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams)
 		out = make([]store.HeartbeatResult, len(p.Leases))
 		renewed := map[string]*job.Job{}
 		if len(ids) > 0 {
-			rows, err := t.query(heartbeatSQL, t2i(p.Now), ids, tokens, has, pcts, msgs, p.WorkerID)
+			rows, err := t.query(heartbeatSQL, t2i(p.Now), uuidArgs(ids), tokens, has, pcts, msgs, p.WorkerID)
 			if err != nil {
 				return err
 			}
