@@ -43,8 +43,8 @@ var errFinished = errors.New("worker: job finished")
 const (
 	DefaultConcurrency    = 10
 	DefaultShutdownGrace  = 30 * time.Second
-	DefaultReportInterval = 2 * time.Millisecond
-	DefaultReportBatch    = 100
+	DefaultReportInterval = 5 * time.Millisecond
+	DefaultReportBatch    = 500
 )
 
 const (
@@ -86,10 +86,10 @@ type Options struct {
 	// Logger receives the worker's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 	// ReportInterval is the longest an outcome waits to be sent with
-	// others. Defaults to 2 milliseconds.
+	// others. Defaults to 5 milliseconds.
 	ReportInterval time.Duration
 	// ReportBatch is the number of outcomes that are sent at once without
-	// waiting for ReportInterval. Defaults to 100.
+	// waiting for ReportInterval. Defaults to 500.
 	ReportBatch int
 }
 
