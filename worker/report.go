@@ -7,8 +7,13 @@ import (
 	"time"
 )
 
-// reporter buffers outcomes until a batch is full or the oldest has waited
-// the report interval, and hands them out in chunks.
+// reporter buffers outcomes and hands them out in chunks: when a batch is
+// full, when the oldest buffered outcome has waited the report interval,
+// and at once when no chunk went within the last interval. So an idle
+// worker's outcome does not wait, a busy worker's outcomes go in chunks of
+// an interval's worth (each report is a transaction in the store: fewer,
+// larger ones cost the database less per job), and none waits longer than
+// the interval.
 type reporter struct {
 	batch    int
 	interval time.Duration
@@ -18,6 +23,7 @@ type reporter struct {
 	outs   []Outcome
 	untils []time.Time // end of each outcome's trust window
 	since  time.Time   // when the buffer last became non-empty
+	last   time.Time   // when the last chunk was taken
 	closed bool
 }
 
@@ -82,7 +88,12 @@ func (rp *reporter) collect(out chan<- chunk) {
 		case n > 0 && rp.closed:
 			take = n
 		case n > 0:
-			if wait = rp.interval - time.Since(rp.since); wait <= 0 {
+			if time.Since(rp.last) >= rp.interval {
+				wait = 0 // idle: nothing went within the interval
+			} else {
+				wait = rp.interval - time.Since(rp.since)
+			}
+			if wait <= 0 {
 				take = n
 			}
 		case rp.closed:
@@ -111,6 +122,7 @@ func (rp *reporter) collect(out chan<- chunk) {
 }
 
 func (rp *reporter) takeLocked(k int) chunk {
+	rp.last = time.Now()
 	c := chunk{outs: make([]Outcome, k), untils: make([]time.Time, k)}
 	copy(c.outs, rp.outs)
 	copy(c.untils, rp.untils)

@@ -86,7 +86,8 @@ type Options struct {
 	// Logger receives the worker's logs. Defaults to slog.Default().
 	Logger *slog.Logger
 	// ReportInterval is the longest an outcome waits to be sent with
-	// others. Defaults to 5 milliseconds.
+	// others; an outcome of a worker that sent nothing within the last
+	// interval goes at once. Defaults to 5 milliseconds.
 	ReportInterval time.Duration
 	// ReportBatch is the number of outcomes that are sent at once without
 	// waiting for ReportInterval. Defaults to 500.

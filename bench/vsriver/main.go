@@ -77,7 +77,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", false, `print {"scenarios": [...]} as JSON`)
 	fs.DurationVar(&o.river.FetchCooldown, "river-fetch-cooldown", 2*time.Millisecond, "River FetchCooldown (River's benchmark uses 2ms)")
 	fs.DurationVar(&o.river.FetchPollInterval, "river-fetch-poll-interval", 20*time.Millisecond, "River FetchPollInterval (River's benchmark uses 20ms)")
-	fs.StringVar(&o.observe, "gantry-observe", observeEvents, "how Gantry's completions are seen: events (job.succeeded events, as River's completed events) or handler (counted as handlers return, confirmed in the store at the end)")
+	fs.StringVar(&o.observe, "gantry-observe", observeEvents, "how Gantry's completions are seen: events (job.succeeded events, as River's completed events) or handler (counted as handlers return, confirmed in the store at the end; (c)'s completion p50 is then the handler's return)")
 	fs.DurationVar(&o.measureLimit, "timeout", 10*time.Minute, "longest one measurement may take")
 }
 
@@ -108,13 +108,18 @@ type scenarioResult struct {
 	Ratio            float64  `json:"ratio"`
 	RiverP50Ms       *float64 `json:"river_p50_ms"`
 	GantryP50Ms      *float64 `json:"gantry_p50_ms"`
+	// The latency scenario also gives the p50 of submit to the job's
+	// completion being stored and announced (null elsewhere).
+	RiverCompletionP50Ms  *float64 `json:"river_completion_p50_ms,omitempty"`
+	GantryCompletionP50Ms *float64 `json:"gantry_completion_p50_ms,omitempty"`
 }
 
 // measurement is what one scenario measured on one system in one round.
 type measurement struct {
 	jobsPerSec float64
 	p50ms      float64
-	cpu        cpuUse // over the timed window of the throughput scenarios
+	doneP50ms  float64 // latency scenario: submit to completion stored
+	cpu        cpuUse  // over the timed window of the throughput scenarios
 }
 
 // scenario is one workload.
@@ -224,7 +229,7 @@ func rounds(ctx context.Context, o *options, sc scenario, log io.Writer) (river,
 
 func (m measurement) format(latency bool) string {
 	if latency {
-		return fmt.Sprintf("p50 %.2f ms", m.p50ms)
+		return fmt.Sprintf("p50 %.2f ms  (completion stored: p50 %.2f ms)", m.p50ms, m.doneP50ms)
 	}
 	if c := m.cpu.String(); c != "" {
 		return fmt.Sprintf("%.0f jobs/s  (%s)", m.jobsPerSec, c)
@@ -370,15 +375,20 @@ func confirm(ctx context.Context, s side, n int) (time.Time, error) {
 }
 
 // latency is scenario (c): one job at a time with idle workers; the p50
-// of submit (the submitter's clock) to the handler starting.
+// of submit (the submitter's clock) to the handler starting, and of submit
+// to the completion being observed as stored (River's completed event,
+// Gantry's job.succeeded event), each job completed before the next is
+// submitted.
 func latency(ctx context.Context, o *options, s side) (measurement, error) {
 	lat := s.measure()
 	if err := s.start(ctx); err != nil {
 		return measurement{}, err
 	}
-	var ds []time.Duration
+	done := s.completions()
+	var ds, fs []time.Duration
 	for i := range o.latencyJobs + 5 {
 		time.Sleep(5 * time.Millisecond) // let the workers go back to waiting
+		sent := time.Now()
 		if err := s.insertOne(ctx); err != nil {
 			return measurement{}, err
 		}
@@ -392,9 +402,20 @@ func latency(ctx context.Context, o *options, s side) (measurement, error) {
 		case <-ctx.Done():
 			return measurement{}, ctx.Err()
 		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		t, err := done.wait(wctx, int64(i+1))
+		cancel()
+		if err != nil {
+			return measurement{}, fmt.Errorf("a job's completion: %w", err)
+		}
+		if i >= 5 {
+			fs = append(fs, t.Sub(sent))
+		}
 	}
 	slices.Sort(ds)
-	return measurement{p50ms: float64(ds[len(ds)/2]) / float64(time.Millisecond)}, nil
+	slices.Sort(fs)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return measurement{p50ms: ms(ds[len(ds)/2]), doneP50ms: ms(fs[len(fs)/2])}, nil
 }
 
 func median(ms []measurement, f func(measurement) float64) float64 {
@@ -417,6 +438,8 @@ func summarize(sc scenario, river, gantry []measurement) scenarioResult {
 	if sc.latency {
 		rp, gp := median(river, func(m measurement) float64 { return m.p50ms }), median(gantry, func(m measurement) float64 { return m.p50ms })
 		r.RiverP50Ms, r.GantryP50Ms = &rp, &gp
+		rd, gd := median(river, func(m measurement) float64 { return m.doneP50ms }), median(gantry, func(m measurement) float64 { return m.doneP50ms })
+		r.RiverCompletionP50Ms, r.GantryCompletionP50Ms = &rd, &gd
 		if gp > 0 {
 			r.Ratio = rp / gp
 		}
@@ -449,5 +472,13 @@ func writeTable(w io.Writer, o *options, rs []scenarioResult) error {
 		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%.2f\t%s\t%s\t\n", width, r.Name, num(r.RiverJobsPerSec, "%.0f"), num(r.GantryJobsPerSec, "%.0f"),
 			r.Ratio, num(r.RiverP50Ms, "%.2f"), num(r.GantryP50Ms, "%.2f"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.RiverCompletionP50Ms != nil && r.GantryCompletionP50Ms != nil {
+			fmt.Fprintf(w, "\n%s: submit to completion stored, p50: River %.2f ms, Gantry %.2f ms\n", r.Name, *r.RiverCompletionP50Ms, *r.GantryCompletionP50Ms)
+		}
+	}
+	return nil
 }
