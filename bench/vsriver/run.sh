@@ -17,6 +17,7 @@ else
 fi
 go build -o /tmp/vsriver .
 json=$(/tmp/vsriver -database-url "$url" -json "${args[@]}" 2>/tmp/vsriver.log)
+echo "$json" >/tmp/vsriver.json
 echo "### Gantry vs River, $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $(psql "$url" -Atc 'show server_version' 2>/dev/null || echo '?')"
 echo
 echo '```sh'
@@ -30,6 +31,10 @@ import json, sys
 f = lambda v, p: "–" if v is None else (("%%.%df" % p) % v)
 for s in json.load(sys.stdin)["scenarios"]:
     print("| %s | %s | %s | %.2f | %s | %s |" % (s["name"], f(s["river_jobs_per_sec"], 0), f(s["gantry_jobs_per_sec"], 0), s["ratio"], f(s["river_p50_ms"], 2), f(s["gantry_p50_ms"], 2)))
+for s in json.load(open("/tmp/vsriver.json"))["scenarios"]:
+    if s.get("river_completion_p50_ms") is not None:
+        print()
+        print("%s: submit to completion stored, p50: River %.2f ms, Gantry %.2f ms" % (s["name"], s["river_completion_p50_ms"], s["gantry_completion_p50_ms"]))
 '
 echo
 echo "Per round (stderr of the run):"
