@@ -64,3 +64,49 @@ func TestBurstLeasing(t *testing.T) {
 		}
 	})
 }
+
+// TestTakeSlots checks how many slots a lease asks for: all free ones at
+// once when the worker is idle; when other jobs hold half the slots or
+// more, those free now plus up to half of all that free up within
+// fetchGather.
+func TestTakeSlots(t *testing.T) {
+	tests := []struct {
+		name     string
+		held     int           // slots other jobs hold
+		freed    int           // of those, freed 1 ms after the call
+		want     int           // slots taken
+		wantWait time.Duration // when takeSlots returns
+	}{
+		{name: "idle worker", held: 0, want: 10, wantWait: 0},
+		{name: "fewer than half held", held: 4, want: 6, wantWait: 0},
+		{name: "busy, slots free up", held: 8, freed: 3, want: 5, wantWait: time.Millisecond},
+		{name: "busy, nothing frees up", held: 8, want: 2, wantWait: fetchGather},
+		{name: "busy, more than half free up", held: 9, freed: 8, want: 5, wantWait: time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := &Worker{sem: make(chan struct{}, 10)}
+				for range tc.held {
+					w.sem <- struct{}{}
+				}
+				freer := make(chan struct{})
+				go func() {
+					defer close(freer)
+					time.Sleep(time.Millisecond)
+					for range tc.freed {
+						<-w.sem
+					}
+				}()
+				defer func() { <-freer }()
+				begin := time.Now()
+				if got := w.takeSlots(t.Context()); got != tc.want {
+					t.Errorf("takeSlots() = %d, want %d", got, tc.want)
+				}
+				if d := time.Since(begin); d != tc.wantWait {
+					t.Errorf("takeSlots returned after %v, want %v", d, tc.wantWait)
+				}
+			})
+		})
+	}
+}

@@ -52,7 +52,7 @@ const (
 	leaseWait = 30 * time.Second
 	// fetchGather is how long a busy worker waits for more free slots
 	// before leasing, so that leases and reports come in batches.
-	fetchGather = time.Millisecond
+	fetchGather = 3 * time.Millisecond
 	// minLeasePeriod spaces out lease requests that return nothing early.
 	minLeasePeriod = 100 * time.Millisecond
 	// defaultLeaseTTL is used when the transport announces no TTL.
@@ -496,9 +496,10 @@ func (w *Worker) burstLoop(ctx, jobsCtx context.Context) {
 }
 
 // takeSlots waits for a free slot and takes it with those free now; when
-// other jobs hold most slots, it waits a moment (fetchGather) for more to
-// free up, so that one lease (and later one report) serves many jobs; an
-// idle worker leases at once. It returns 0 once ctx is done.
+// other jobs hold half the slots or more, it waits a moment (fetchGather)
+// for up to half of them to free up, so that one lease (and later one
+// report) serves many jobs; an idle worker leases at once. It returns 0
+// once ctx is done.
 func (w *Worker) takeSlots(ctx context.Context) int {
 	select {
 	case w.sem <- struct{}{}:
@@ -506,8 +507,8 @@ func (w *Worker) takeSlots(ctx context.Context) int {
 		return 0
 	}
 	n := 1 + w.grabSlots(cap(w.sem)-1)
-	if n < cap(w.sem)/4 {
-		n += w.awaitSlots(ctx, cap(w.sem)/4-n, fetchGather)
+	if n < cap(w.sem)/2 {
+		n += w.awaitSlots(ctx, cap(w.sem)/2-n, fetchGather)
 	}
 	return n
 }
