@@ -101,6 +101,9 @@ func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult,
 				return nil, err
 			}
 		}
+		if j.SingletonKey != "" {
+			tx.w.singletons = true
+		}
 		tx.pending = append(tx.pending, j.ID, j.Tenant, j.Type, j.Name, j.Queue, j.Priority,
 			nullBytes(j.Params), j.Package, j.BatchID, t2i(j.RunAt), j.MaxAttempts, j.Timeout.Milliseconds(),
 			j.UniqueKey, j.SingletonKey, rowscan.JSONSlice(j.Tags), rowscan.JSONMap(j.Metadata), string(j.State), t2i(j.CreatedAt))

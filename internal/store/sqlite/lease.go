@@ -33,6 +33,20 @@ const leaseSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, toke
 	RETURNING rowid, id, tenant, type, name, queue, priority, params, package, batch_id, run_at,
 	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, attempt, attempt_base, created_at`
 
+// leaseDirectSQL claims and leases the best ?10 queued jobs of tenant ?7
+// and queue ?8 (of the types in ?9, a JSON array, unless it is empty) in
+// one statement: for a claim in one queue when no job with a singleton key
+// can be waiting, so that no candidate needs a check. ?6 is unused (the
+// numbering follows leaseSQL's).
+const leaseDirectSQL = `UPDATE jobs SET state = 'running', attempt = attempt + 1, token = ?1, worker_id = ?2,
+	lease_expires_at = ?3, lease_ttl_ms = ?4, started_at = ?5, progress_pct = 0, progress_msg = '',
+	attempt_worker = ?2, attempt_outcome = ''
+	WHERE rowid IN (SELECT rowid FROM jobs WHERE state = 'queued' AND tenant = ?7 AND queue = ?8
+		AND (?9 = '' OR type IN (SELECT value FROM json_each(?9)))
+		ORDER BY priority DESC, rowid LIMIT ?10)
+	RETURNING rowid, id, tenant, type, name, queue, priority, params, package, batch_id, run_at,
+	max_attempts, timeout_ms, unique_key, singleton_key, tags, metadata, attempt, attempt_base, created_at`
+
 // LeaseJobs implements [store.Store]. It reads the best candidates of every
 // matching queue through the claim index, merges them by priority and age,
 // skips singleton keys already running, and leases the chosen in one UPDATE.
@@ -63,6 +77,14 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 				continue
 			}
 			queues = append(queues, tq)
+		}
+		if len(queues) == 1 && !tx.w.singletons {
+			var err error
+			out, err = tx.leaseDirect(p, queues[0], types)
+			if err != nil || len(out) == 0 {
+				return err
+			}
+			return tx.touchWorker(p.WorkerID, p.Now, true)
 		}
 		limit := p.Max + 8
 		var chosen []candidate
@@ -170,6 +192,55 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// leaseDirect leases up to p.Max jobs of queue tq with leaseDirectSQL, in
+// claim order (priority, then age).
+func (tx *wtx) leaseDirect(p *store.LeaseJobsParams, tq tenantQueue, types string) ([]*job.Job, error) {
+	token := tx.w.token + 1 // taken below if a job is leased
+	exp := p.Now.Add(p.TTL)
+	rows, err := tx.w.query(leaseDirectSQL, token, p.WorkerID, t2i(exp), p.TTL.Milliseconds(), t2i(p.Now), nil,
+		tq.tenant, tq.queue, types, p.Max)
+	if err != nil {
+		return nil, unavailable("lease", err)
+	}
+	type leased struct {
+		rowid int64
+		j     *job.Job
+	}
+	var ls []leased
+	for rows.Next() {
+		var l leased
+		l.j, err = scanLeased(rows, &l.rowid)
+		if err != nil {
+			rows.Close()
+			return nil, unavailable("lease", err)
+		}
+		ls = append(ls, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("lease", err)
+	}
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	if tx.nextToken() != token {
+		return nil, fmt.Errorf("sqlite: lease: the fencing token moved under the writer: %w", store.ErrUnavailable)
+	}
+	// RETURNING gives no order; the claim's is priority, then age.
+	slices.SortFunc(ls, func(a, b leased) int {
+		return cmp.Or(cmp.Compare(b.j.Priority, a.j.Priority), cmp.Compare(a.rowid, b.rowid))
+	})
+	out := make([]*job.Job, len(ls))
+	for i, l := range ls {
+		j := l.j
+		j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
+		j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
+		tx.emit(job.EventFor(job.EventStarted, j, p.Now))
+		out[i] = j
 	}
 	return out, nil
 }

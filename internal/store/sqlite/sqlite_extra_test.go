@@ -84,6 +84,47 @@ func TestReopenKeepsCounters(t *testing.T) {
 	}
 }
 
+// TestReopenKeepsSingletons checks that a store reopened over a running
+// singleton job does not lease the next job of its key: claims in one
+// queue skip the singleton check only while no job with a key can be
+// waiting, which the store learns again on opening.
+func TestReopenKeepsSingletons(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*job.Job
+	for range 2 {
+		sp := job.Spec{Type: "a", SingletonKey: "k"}
+		sp.Normalize(t0)
+		if err := sp.Validate(t0, job.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, job.NewFromSpec(&sp, job.NewID(t0), t0))
+	}
+	if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: t0, Jobs: jobs}); err != nil {
+		t.Fatal(err)
+	}
+	leased, err := s.LeaseJobs(ctx, &store.LeaseJobsParams{Now: t0, WorkerID: "w", Max: 2, TTL: time.Hour})
+	if err != nil || len(leased) != 1 {
+		t.Fatalf("LeaseJobs = %v, %v; want the first job of the key only", leased, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	leased, err = s.LeaseJobs(ctx, &store.LeaseJobsParams{Now: t0, WorkerID: "w", Max: 2, TTL: time.Hour})
+	if err != nil || len(leased) != 0 {
+		t.Fatalf("LeaseJobs after reopen = %v, %v; want nothing while the key's job runs", leased, err)
+	}
+}
+
 // TestGroupCommitIsolation runs many calls at once, some of which fail, and
 // checks that each failing call changed nothing while the others, sharing
 // its transaction, committed.

@@ -41,6 +41,11 @@ type writer struct {
 	stmts     map[string]*sql.Stmt
 	queues    map[tenantQueue]bool // known queues: paused
 	queuesNew []tenantQueue
+	// singletons: a job with a singleton key may be waiting (set at
+	// start if any unfinished job has one, and by every insert of one;
+	// never cleared while the store is open). Without them a claim in
+	// one queue needs no candidate check (see leaseDirectSQL).
+	singletons bool
 }
 
 type tenantQueue struct{ tenant, queue string }
@@ -68,6 +73,10 @@ func startWriter(ctx context.Context, s *Store) (*writer, error) {
 	if err := row.Scan(&w.token, &w.seq); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: read counters: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE singleton_key <> '' AND state IN `+nonTerminal+`)`).Scan(&w.singletons); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: read singleton keys: %w", err)
 	}
 	rows, err := conn.QueryContext(ctx, `SELECT tenant, name, paused FROM queues`)
 	if err != nil {
