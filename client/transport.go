@@ -112,8 +112,28 @@ func (t *transport) Heartbeat(ctx context.Context, workerID string, renewals []w
 	return res, nil
 }
 
-// Report implements [worker.Transport].
+// Report implements [worker.Transport]. A report the server finds too
+// large (413: its body limit is lower than the worker's chunks assume) is
+// sent again in halves, down to single outcomes.
 func (t *transport) Report(ctx context.Context, workerID string, outcomes []worker.Outcome) ([]bool, error) {
+	oks, err := t.report(ctx, workerID, outcomes)
+	if !errors.Is(err, ErrTooLarge) || len(outcomes) < 2 {
+		return oks, err
+	}
+	half := len(outcomes) / 2
+	first, err := t.Report(ctx, workerID, outcomes[:half])
+	if err != nil {
+		return nil, err
+	}
+	rest, err := t.Report(ctx, workerID, outcomes[half:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, rest...), nil
+}
+
+// report sends outcomes in one request.
+func (t *transport) report(ctx context.Context, workerID string, outcomes []worker.Outcome) ([]bool, error) {
 	body := wire.ReportRequest{Outcomes: make([]wire.Outcome, len(outcomes))}
 	for i, o := range outcomes {
 		w := wire.Outcome{JobID: o.JobID, Token: o.Token, Outcome: o.Outcome, Result: raw(o.Result), Error: o.Error}

@@ -3,8 +3,11 @@ package client
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,5 +217,66 @@ func TestPerJobCallBodies(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, bodies); diff != "" {
 		t.Errorf("request bodies (-want +got):\n%s", diff)
+	}
+}
+
+// TestWorkerTransportReportSplitsTooLarge checks that a report the server
+// refuses as too large (413) goes again in halves, and that the answers
+// come back in the outcomes' order; a single outcome too large for the
+// server is an ErrTooLarge.
+func TestWorkerTransportReportSplitsTooLarge(t *testing.T) {
+	const limit = 3 // outcomes the fake server takes in one request
+	var sizes []int
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Outcomes []struct {
+				JobID string `json:"job_id"`
+			} `json:"outcomes"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Errorf("decode report: %v", err)
+		}
+		sizes = append(sizes, len(req.Outcomes))
+		huge := slices.ContainsFunc(req.Outcomes, func(o struct {
+			JobID string `json:"job_id"`
+		}) bool {
+			return o.JobID == "huge"
+		})
+		if len(req.Outcomes) > limit || huge {
+			writeProblem(w, 413, `{"type":"urn:gantry:problem:too-large","title":"Request Entity Too Large","status":413,"detail":"body too large"}`)
+			return
+		}
+		var out []string
+		for _, o := range req.Outcomes {
+			// Jobs whose id ends in "x" are no longer the worker's.
+			out = append(out, fmt.Sprintf(`{"job_id":%q,"ok":%t}`, o.JobID, !strings.HasSuffix(o.JobID, "x")))
+		}
+		writeJSON(w, 200, `{"outcomes":[`+strings.Join(out, ",")+`]}`)
+	}))
+	tr := c.WorkerTransport()
+	var outs []worker.Outcome
+	var want []bool
+	for i := range 10 {
+		id := fmt.Sprintf("j%d", i)
+		if i%4 == 1 {
+			id += "x"
+		}
+		outs = append(outs, worker.Outcome{JobID: id, Token: 1, Outcome: worker.Succeeded})
+		want = append(want, i%4 != 1)
+	}
+	oks, err := tr.Report(t.Context(), "w1", outs)
+	if err != nil {
+		t.Fatalf("Report(10 outcomes, server takes %d) = %v", limit, err)
+	}
+	if diff := cmp.Diff(want, oks); diff != "" {
+		t.Errorf("Report() answers (-want +got):\n%s", diff)
+	}
+	// 10 refused, 5 refused, 2 and 3 taken, 5 refused, 2 and 3 taken.
+	if diff := cmp.Diff([]int{10, 5, 2, 3, 5, 2, 3}, sizes); diff != "" {
+		t.Errorf("request sizes (-want +got):\n%s", diff)
+	}
+	_, err = tr.Report(t.Context(), "w1", []worker.Outcome{{JobID: "a", Token: 1, Outcome: worker.Succeeded}, {JobID: "huge", Token: 1, Outcome: worker.Succeeded}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Report() with one outcome too large for the server = %v, want ErrTooLarge", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 type reporter struct {
 	batch    int
 	interval time.Duration
+	maxBytes int           // size bound of a chunk (reportMaxBytes)
 	signal   chan struct{} // first outcome buffered, batch full, or closed
 
 	mu     sync.Mutex
@@ -24,8 +25,19 @@ type reporter struct {
 	untils []time.Time // end of each outcome's trust window
 	since  time.Time   // when the buffer last became non-empty
 	last   time.Time   // when the last chunk was taken
+	bytes  int         // outcomeSize of the buffered outcomes
 	closed bool
 }
+
+// reportMaxBytes bounds the size of one report: a chunk holds no more
+// outcomes than fit in it (at least one), whatever the batch size. Half
+// the server's default request limit (1 MiB), so that 500 outcomes with
+// results of a few KiB each still go in requests the server accepts.
+const reportMaxBytes = 512 << 10
+
+// outcomeSize estimates an outcome's share of a report request: its
+// result and error, and room for the rest of its JSON.
+func outcomeSize(o *Outcome) int { return len(o.Result) + len(o.Error) + 128 }
 
 // chunk is a batch of outcomes sent in one call, with the end of each one's
 // trust window: past it, a failed report is not retried.
@@ -37,6 +49,7 @@ type chunk struct {
 func (rp *reporter) init(batch int, interval time.Duration) {
 	rp.batch = batch
 	rp.interval = interval
+	rp.maxBytes = reportMaxBytes
 	rp.signal = make(chan struct{}, 1)
 	rp.outs = make([]Outcome, 0, batch)
 	rp.untils = make([]time.Time, 0, batch)
@@ -50,7 +63,9 @@ func (rp *reporter) add(o Outcome, until time.Time) {
 	}
 	rp.outs = append(rp.outs, o)
 	rp.untils = append(rp.untils, until)
-	wake := len(rp.outs) == 1 || len(rp.outs) == rp.batch
+	size := outcomeSize(&o)
+	rp.bytes += size
+	wake := len(rp.outs) == 1 || len(rp.outs) == rp.batch || (rp.bytes >= rp.maxBytes && rp.bytes-size < rp.maxBytes)
 	rp.mu.Unlock()
 	if wake {
 		rp.wake()
@@ -83,7 +98,7 @@ func (rp *reporter) collect(out chan<- chunk) {
 		n := len(rp.outs)
 		take, wait := 0, time.Duration(-1)
 		switch {
-		case n >= rp.batch:
+		case n >= rp.batch || rp.bytes >= rp.maxBytes:
 			take = rp.batch
 		case n > 0 && rp.closed:
 			take = n
@@ -102,7 +117,7 @@ func (rp *reporter) collect(out chan<- chunk) {
 		}
 		var c chunk
 		if take > 0 {
-			c = rp.takeLocked(take)
+			c = rp.takeLocked(rp.fitLocked(take))
 		}
 		rp.mu.Unlock()
 		switch {
@@ -121,8 +136,25 @@ func (rp *reporter) collect(out chan<- chunk) {
 	}
 }
 
+// fitLocked returns how many of the first k buffered outcomes (at most)
+// fit in maxBytes: at least one, however large.
+func (rp *reporter) fitLocked(k int) int {
+	k = min(k, len(rp.outs))
+	size := 0
+	for i := range k {
+		size += outcomeSize(&rp.outs[i])
+		if size > rp.maxBytes && i > 0 {
+			return i
+		}
+	}
+	return k
+}
+
 func (rp *reporter) takeLocked(k int) chunk {
 	rp.last = time.Now()
+	for i := range k {
+		rp.bytes -= outcomeSize(&rp.outs[i])
+	}
 	c := chunk{outs: make([]Outcome, k), untils: make([]time.Time, k)}
 	copy(c.outs, rp.outs)
 	copy(c.untils, rp.untils)

@@ -581,9 +581,11 @@ func TestReportBatching(t *testing.T) {
 				if tc.opts.ReportInterval < time.Second && reportAt[len(reportAt)-1] > tc.opts.ReportInterval {
 					t.Errorf("last report after %v, want within the interval %v", reportAt[len(reportAt)-1], tc.opts.ReportInterval)
 				}
+				// Every outcome was reported (total above) before the
+				// worker left.
 				ops := f.ops()
-				if got := ops[len(ops)-2:]; !cmp.Equal(got, []string{"report", "leave"}) {
-					t.Errorf("last calls = %v, want [report leave]", got)
+				if last := ops[len(ops)-1]; last != "leave" {
+					t.Errorf("last call = %s, want leave", last)
 				}
 			})
 		})
@@ -1029,4 +1031,57 @@ func BenchmarkNoop(b *testing.B) {
 			b.Fatalf("job %s is %s, want succeeded", j.job.ID, j.state)
 		}
 	}
+}
+
+// TestReporterBoundsChunkSize checks that a chunk holds no more outcomes
+// than fit in the reporter's size bound (at least one, however large), so
+// that reports of large results stay within the server's body limit.
+func TestReporterBoundsChunkSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 10 * time.Millisecond
+		var rp reporter
+		rp.init(10, interval)
+		rp.maxBytes = 1200 // outcomes below take 128 + 400 bytes: two fit
+		begin := time.Now()
+		until := begin.Add(time.Hour)
+		result := json.RawMessage(`"` + strings.Repeat("r", 398) + `"`)
+		for _, id := range []string{"a", "b", "c"} {
+			rp.add(Outcome{JobID: id, Result: result}, until)
+		}
+		out := make(chan chunk)
+		go rp.collect(out) // finds the three buffered
+		var got [][]string
+		var at []time.Duration
+		for range 2 {
+			c := <-out
+			var ids []string
+			for _, o := range c.outs {
+				ids = append(ids, o.JobID)
+			}
+			got, at = append(got, ids), append(at, time.Since(begin))
+		}
+		if diff := cmp.Diff([][]string{{"a", "b"}, {"c"}}, got); diff != "" {
+			t.Errorf("chunks (-want +got):\n%s", diff)
+		}
+		if at[0] != 0 || at[1] > interval {
+			t.Errorf("chunks went after %v, want the first at once and the second within %v", at, interval)
+		}
+		rp.add(Outcome{JobID: "huge", Result: json.RawMessage(`"` + strings.Repeat("h", 5000) + `"`)}, until)
+		rp.add(Outcome{JobID: "d"}, until)
+		rp.close()
+		got = nil
+		for c := range out {
+			var ids []string
+			for _, o := range c.outs {
+				ids = append(ids, o.JobID)
+			}
+			got = append(got, ids)
+		}
+		if diff := cmp.Diff([][]string{{"huge"}, {"d"}}, got); diff != "" {
+			t.Errorf("chunks after a large outcome (-want +got):\n%s", diff)
+		}
+		if rp.bytes != 0 {
+			t.Errorf("bytes buffered after the last chunk = %d, want 0", rp.bytes)
+		}
+	})
 }
