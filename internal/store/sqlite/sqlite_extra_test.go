@@ -17,12 +17,32 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func newJob(t *testing.T, typ string, now time.Time) *job.Job {
 	t.Helper()
-	sp := job.Spec{Type: typ}
+	return newSpecJob(t, job.Spec{Type: typ}, now)
+}
+
+// newSpecJob makes the job sp describes, as the engine would.
+func newSpecJob(t *testing.T, sp job.Spec, now time.Time) *job.Job {
+	t.Helper()
 	sp.Normalize(now)
 	if err := sp.Validate(now, job.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	return job.NewFromSpec(&sp, job.NewID(now), now)
+}
+
+// reopen closes s and opens the database at path again, closed at the
+// end of the test.
+func reopen(t *testing.T, s *sqlite.Store, path string) *sqlite.Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // TestReopenKeepsCounters checks that fencing tokens and event sequence
@@ -55,15 +75,7 @@ func TestReopenKeepsCounters(t *testing.T) {
 	if _, err := s.Retain(ctx, &store.RetainParams{JobsBefore: t0.Add(time.Hour), EventsBefore: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	j2 := newJob(t, "a", t0)
 	if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: t0, Jobs: []*job.Job{j2}}); err != nil {
 		t.Fatal(err)
@@ -97,12 +109,7 @@ func TestReopenKeepsSingletons(t *testing.T) {
 	}
 	var jobs []*job.Job
 	for range 2 {
-		sp := job.Spec{Type: "a", SingletonKey: "k"}
-		sp.Normalize(t0)
-		if err := sp.Validate(t0, job.Limits{}); err != nil {
-			t.Fatal(err)
-		}
-		jobs = append(jobs, job.NewFromSpec(&sp, job.NewID(t0), t0))
+		jobs = append(jobs, newSpecJob(t, job.Spec{Type: "a", SingletonKey: "k"}, t0))
 	}
 	if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: t0, Jobs: jobs}); err != nil {
 		t.Fatal(err)
@@ -111,14 +118,7 @@ func TestReopenKeepsSingletons(t *testing.T) {
 	if err != nil || len(leased) != 1 {
 		t.Fatalf("LeaseJobs = %v, %v; want the first job of the key only", leased, err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	leased, err = s.LeaseJobs(ctx, &store.LeaseJobsParams{Now: t0, WorkerID: "w", Max: 2, TTL: time.Hour})
 	if err != nil || len(leased) != 0 {
 		t.Fatalf("LeaseJobs after reopen = %v, %v; want nothing while the key's job runs", leased, err)
