@@ -71,12 +71,15 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 	key := leaseFilter{p.Tenant, strings.Join(queues, "\x00")}
 	err := s.write(ctx, "lease", func(t *ptx) error {
 		out = nil
+		var guessed *tenantQueue // claimed in without deciding
 		if g, ok := s.leaseGuess.Load(key); ok {
 			// The filter matched one queue last time: claim there at
 			// once, the statement checking that it still does.
-			if done, err := t.claimOneQueue(p, g.(tenantQueue), types, queues, &out); done || err != nil {
+			tq := g.(tenantQueue)
+			if done, err := t.claimOneQueue(p, tq, types, queues, &out); done || err != nil {
 				return err
 			}
+			guessed = &tq
 		}
 		// One round trip reads the worker's state and the queues to look in.
 		rows, err := t.query(leaseQueuesSQL, p.Tenant, queues, p.WorkerID)
@@ -109,13 +112,15 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		if state == job.WorkerDraining {
 			return t.touchWorkers([]string{p.WorkerID}, p.Now, false)
 		}
-		if len(tqs) == 1 {
+		if len(tqs) == 1 && (guessed == nil || *guessed != tqs[0]) {
 			if done, err := t.claimOneQueue(p, tqs[0], types, queues, &out); done || err != nil {
 				return err
 			}
 			// Candidates with singleton keys: the general way below
 			// decides (it locks the same rows again).
 		}
+		// A guessed claim in this very queue that did not decide need not
+		// run again: the general way below is right in every case.
 		for pass := 0; ; pass++ {
 			chosen, err := t.chooseCandidates(p, tqs, types)
 			if err != nil || len(chosen) == 0 {
