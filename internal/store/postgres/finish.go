@@ -104,6 +104,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 			}
 			// RETURNING gives no order; events follow the outcomes' order.
 			slices.SortFunc(done, func(a, b ended) int { return first[a.j.ID] - first[b.j.ID] })
+			t.expectEvents(len(done))
 			for _, e := range done {
 				j, worker := e.j, e.worker
 				i := first[j.ID]

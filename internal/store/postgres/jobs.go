@@ -123,6 +123,7 @@ func (t *ptx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult, 
 		maxAtt                                                                               []int32
 	}
 	var newQueues []tenantQueue
+	t.expectEvents(len(jobs))
 	for i, j := range jobs {
 		if j.UniqueKey != "" {
 			k := [2]string{j.Tenant, j.UniqueKey}

@@ -381,6 +381,7 @@ func (t *ptx) leaseChosen(p *store.LeaseJobsParams, chosen []candidate) ([]*job.
 // leased completes the jobs just leased to p.WorkerID and emits their
 // events.
 func (t *ptx) leased(p *store.LeaseJobsParams, out []*job.Job) ([]*job.Job, error) {
+	t.expectEvents(len(out))
 	for _, j := range out {
 		if j == nil {
 			return nil, fmt.Errorf("postgres: lease: a locked job changed: %w", store.ErrUnavailable)
