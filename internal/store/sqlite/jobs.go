@@ -75,6 +75,7 @@ func (s *Store) InsertJobs(ctx context.Context, p *store.InsertJobsParams) ([]st
 func (tx *wtx) insertJobs(now time.Time, jobs []*job.Job) ([]store.InsertResult, error) {
 	out := make([]store.InsertResult, 0, len(jobs))
 	var seen map[[2]string]*job.Job
+	tx.expectEvents(len(jobs))
 	for _, j := range jobs {
 		if j.UniqueKey != "" {
 			k := [2]string{j.Tenant, j.UniqueKey}

@@ -181,6 +181,7 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 		if err := rows.Err(); err != nil {
 			return unavailable("lease", err)
 		}
+		tx.expectEvents(len(out))
 		for _, j := range out {
 			if j == nil {
 				return fmt.Errorf("sqlite: lease: a chosen job changed under the writer: %w", store.ErrUnavailable)
@@ -235,6 +236,7 @@ func (tx *wtx) leaseDirect(p *store.LeaseJobsParams, tq tenantQueue, types strin
 		return cmp.Or(cmp.Compare(b.j.Priority, a.j.Priority), cmp.Compare(a.rowid, b.rowid))
 	})
 	out := make([]*job.Job, len(ls))
+	tx.expectEvents(len(ls))
 	for i, l := range ls {
 		j := l.j
 		j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
@@ -535,6 +537,7 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 
 // finishDirect applies succeeded and canceled outcomes (see finishDirectSQL).
 func (tx *wtx) finishDirect(p *store.FinishJobsParams, directJSON string, first map[string]int, out []store.FinishResult) error {
+	tx.expectEvents(len(first))
 	rows, err := tx.w.query(finishDirectSQL, directJSON, t2i(p.Now), p.WorkerID)
 	if err != nil {
 		return unavailable("finish", err)

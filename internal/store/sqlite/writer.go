@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -330,6 +331,10 @@ func (tx *wtx) nextToken() int64 {
 
 // emit queues an event; it is written with the transaction's other events.
 func (tx *wtx) emit(e job.Event) { tx.events = append(tx.events, e) }
+
+// expectEvents makes room for n more events, for a call about to emit one
+// per job.
+func (tx *wtx) expectEvents(n int) { tx.events = slices.Grow(tx.events, n) }
 
 // flushEvents writes the transaction's events as one chunk.
 func (w *writer) flushEvents(tx *wtx) error {
