@@ -174,7 +174,6 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 				rows.Close()
 				return unavailable("lease", err)
 			}
-			j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
 			out[order[rowid]] = j
 		}
 		rows.Close()
@@ -186,8 +185,7 @@ func (s *Store) LeaseJobs(ctx context.Context, p *store.LeaseJobsParams) ([]*job
 			if j == nil {
 				return fmt.Errorf("sqlite: lease: a chosen job changed under the writer: %w", store.ErrUnavailable)
 			}
-			j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
-			tx.emit(job.EventFor(job.EventStarted, j, p.Now))
+			tx.started(j, p, token, exp)
 		}
 		return tx.touchWorker(p.WorkerID, p.Now, true)
 	})
@@ -238,13 +236,18 @@ func (tx *wtx) leaseDirect(p *store.LeaseJobsParams, tq tenantQueue, types strin
 	out := make([]*job.Job, len(ls))
 	tx.expectEvents(len(ls))
 	for i, l := range ls {
-		j := l.j
-		j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
-		j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
-		tx.emit(job.EventFor(job.EventStarted, j, p.Now))
-		out[i] = j
+		tx.started(l.j, p, token, exp)
+		out[i] = l.j
 	}
 	return out, nil
+}
+
+// started completes a job just leased under token until exp (the columns
+// the lease statements do not return) and emits its job.started event.
+func (tx *wtx) started(j *job.Job, p *store.LeaseJobsParams, token int64, exp time.Time) {
+	j.State, j.WorkerID, j.Token, j.LeaseExpiresAt, j.LeaseTTL, j.StartedAt = gantry.StateRunning, p.WorkerID, token, exp, p.TTL.Truncate(time.Millisecond), p.Now
+	j.Attempts = []job.Attempt{{Attempt: j.Attempt, WorkerID: p.WorkerID, Token: token, StartedAt: p.Now}}
+	tx.emit(job.EventFor(job.EventStarted, j, p.Now))
 }
 
 // prefixed scans one extra leading column before a job's columns.
