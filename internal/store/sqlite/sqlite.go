@@ -56,6 +56,7 @@ type Store struct {
 	log    *slog.Logger
 	wdb    *sql.DB // one connection, owned by the writer goroutine
 	rdb    *sql.DB // read-only pool
+	ckpt   *checkpointer
 	w      *writer
 	mu     sync.Mutex
 	notify []func(store.Change)
@@ -110,7 +111,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(cfg.ReadConns)
 	s.rdb.SetMaxIdleConns(cfg.ReadConns)
+	if s.ckpt, err = startCheckpointer(cfg.Path, cfg.Synchronous, cfg.Logger); err != nil {
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, err
+	}
 	if s.w, err = startWriter(ctx, s); err != nil {
+		s.ckpt.stop()
 		s.rdb.Close()
 		s.wdb.Close()
 		return nil, err
@@ -130,6 +137,7 @@ func dsn(path, sync string, readOnly bool) string {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		q.Add("_txlock", "immediate")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
 	}
 	return "file:" + path + "?" + q.Encode()
 }
@@ -188,11 +196,14 @@ type Stats struct {
 	Transactions int64
 	// Calls is the number of write calls they carried.
 	Calls int64
+	// Checkpoints is the number of checkpoints run beside the writer
+	// (copies of the WAL into the database file; see checkpointer).
+	Checkpoints int64
 }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Transactions: s.w.groups.Load(), Calls: s.w.calls.Load()}
+	return Stats{Transactions: s.w.groups.Load(), Calls: s.w.calls.Load(), Checkpoints: s.ckpt.runs.Load()}
 }
 
 // OnChange implements [store.Store].
@@ -226,7 +237,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // transaction under way, fails the calls still waiting, and closes the file.
 func (s *Store) Close() error {
 	s.w.stop()
-	return errors.Join(s.rdb.Close(), s.wdb.Close())
+	return errors.Join(s.ckpt.stop(), s.rdb.Close(), s.wdb.Close())
 }
 
 // checkOpen returns [store.ErrClosed] once Close has been called.

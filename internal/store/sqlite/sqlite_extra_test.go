@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -223,4 +224,45 @@ func TestOpenConfig(t *testing.T) {
 		t.Fatalf("Open with NORMAL: %v", err)
 	}
 	s.Close()
+}
+
+// TestCheckpointerCopiesWAL checks that committed pages reach the database
+// file without the writer checkpointing: far fewer pages are written here
+// than the WAL size at which the writer would do it itself.
+func TestCheckpointerCopiesWAL(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for range 30 {
+		jobs := make([]*job.Job, 100)
+		for i := range jobs {
+			jobs[i] = newJob(t, "a", t0)
+		}
+		if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: t0, Jobs: jobs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const grown = 256 << 10 // 3,000 jobs take more than this
+	deadline := time.Now().Add(10 * time.Second)
+	for size()-before < grown {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file grew by %d bytes in 10 s after the inserts, want at least %d (WAL never checkpointed)", size()-before, grown)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Stats().Checkpoints; n == 0 {
+		t.Errorf("Stats().Checkpoints = 0 after the file grew")
+	}
 }

@@ -280,6 +280,7 @@ func (w *writer) runGroup(group []*op) {
 		}
 	}
 	w.queuesNew = w.queuesNew[:0]
+	w.s.ckpt.committed()
 	w.groups.Add(1)
 	w.calls.Add(int64(len(group)))
 	for _, f := range tx.after {
