@@ -1,17 +1,28 @@
-// Command vsriver runs the same workloads on River (riverqueue/river with
-// riverpgxv5) and on Gantry (package embedded) against the same
-// PostgreSQL, one system after the other, for several rounds, and prints
-// the medians side by side:
+// Command vsriver runs the same workloads on River (riverqueue/river) and
+// on Gantry (package embedded, in-process) on the same database, one
+// system after the other, for several rounds, and prints the medians side
+// by side. On PostgreSQL (River's riverpgxv5 driver):
 //
 //	(a) drain: work N jobs inserted beforehand;
 //	(b) steady: insert and work at once for a fixed duration;
 //	(c) latency: submit-to-start of single jobs with idle workers;
 //	(d) deep: throughput of the first jobs of a queue D jobs deep.
 //
-// Each system runs in a schema of its own, created and dropped for every
-// measurement, with the same worker concurrency, the same batch size and
-// the same connection pool size (-max-conns, default Gantry's default: the
-// greater of 8 and twice the number of CPUs).
+// On SQLite (River's riversqlite driver over modernc.org/sqlite, Gantry's
+// SQLite store), the same measurements as (a) and (b):
+//
+//	(e) drain N' jobs (-sqlite-jobs) inserted beforehand;
+//	(f) steady insert and work for the same duration as (b).
+//
+// On PostgreSQL each system runs in a schema of its own, created and
+// dropped for every measurement, with the same connection pool size
+// (-max-conns, default Gantry's default: the greater of 8 and twice the
+// number of CPUs). On SQLite each opens a fresh database file in a
+// temporary directory (under $TMPDIR), deleted after the measurement; both
+// use WAL with synchronous=FULL, River with one connection (its
+// recommendation, see riverSQLiteDSN), Gantry with its own writer and
+// readers. Both systems get the same worker concurrency and the same batch
+// size everywhere.
 //
 //	go run . [flags]          the comparison (see -help)
 //	go run . chart [flags]    throughput against queue depth, as an SVG
@@ -46,10 +57,11 @@ type options struct {
 	concurrency  int
 	batch        int
 	jobs         int           // (a)
-	steady       time.Duration // (b)
+	steady       time.Duration // (b) and (f)
 	latencyJobs  int           // (c)
 	depth        int           // (d)
 	depthJobs    int           // (d)
+	sqliteJobs   int           // (e)
 	scenarios    string
 	systems      string
 	cpuProfile   string
@@ -60,6 +72,7 @@ type options struct {
 	observe      string
 }
 
+// flags defines the flags setting o, with their defaults.
 func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.url, "database-url", defaultURL, "PostgreSQL database; each system gets schemas of its own there")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each reports the median")
@@ -67,11 +80,12 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.concurrency, "concurrency", 200, "worker concurrency of both systems (River MaxWorkers, Gantry worker Concurrency)")
 	fs.IntVar(&o.batch, "batch", 1000, "jobs per insert call (River InsertMany, Gantry SubmitBatch)")
 	fs.IntVar(&o.jobs, "jobs", 20000, "(a) jobs inserted, then drained")
-	fs.DurationVar(&o.steady, "steady", 10*time.Second, "(b) how long to insert and work at once")
+	fs.DurationVar(&o.steady, "steady", 10*time.Second, "(b), (f) how long to insert and work at once")
 	fs.IntVar(&o.latencyJobs, "latency-jobs", 200, "(c) single jobs submitted one at a time")
 	fs.IntVar(&o.depth, "depth", 1000000, "(d) jobs queued before working")
 	fs.IntVar(&o.depthJobs, "depth-jobs", 20000, "(d) jobs worked from the deep queue for the measure")
-	fs.StringVar(&o.scenarios, "scenarios", "a,b,c,d", "scenarios to run, comma-separated")
+	fs.IntVar(&o.sqliteJobs, "sqlite-jobs", 20000, "(e) jobs inserted into SQLite, then drained")
+	fs.StringVar(&o.scenarios, "scenarios", "a,b,c,d,e,f", "scenarios to run, comma-separated")
 	fs.StringVar(&o.systems, "systems", "river,gantry", "systems to measure, comma-separated (one alone: for profiling; ratios need both)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	fs.BoolVar(&o.json, "json", false, `print {"scenarios": [...]} as JSON`)
@@ -103,6 +117,7 @@ func main() {
 // scenario: above 1, Gantry is ahead.
 type scenarioResult struct {
 	Name             string   `json:"name"`
+	Database         string   `json:"database"` // postgresql or sqlite
 	RiverJobsPerSec  *float64 `json:"river_jobs_per_sec"`
 	GantryJobsPerSec *float64 `json:"gantry_jobs_per_sec"`
 	Ratio            float64  `json:"ratio"`
@@ -122,19 +137,40 @@ type measurement struct {
 	cpu        cpuUse  // over the timed window of the throughput scenarios
 }
 
-// scenario is one workload.
+// The databases the scenarios run on.
+const (
+	dbPostgres = "postgresql"
+	dbSQLite   = "sqlite"
+)
+
+// runFunc measures one scenario on a side set up for it.
+type runFunc func(ctx context.Context, o *options, s side) (measurement, error)
+
+// scenario is one workload on one database.
 type scenario struct {
 	key, name string
-	latency   bool // the headline is the p50, not jobs/s
-	run       func(ctx context.Context, o *options, s side) (measurement, error)
+	db        string // dbPostgres (the zero value stands for it too) or dbSQLite
+	latency   bool   // the headline is the p50, not jobs/s
+	run       runFunc
 }
 
+// database is the database sc runs on, dbPostgres or dbSQLite.
+func (sc scenario) database() string {
+	if sc.db == "" {
+		return dbPostgres
+	}
+	return sc.db
+}
+
+// scenarios lists every scenario, named after o's counts.
 func scenarios(o *options) []scenario {
 	return []scenario{
-		{key: "a", name: fmt.Sprintf("(a) drain %d queued jobs", o.jobs), run: drain},
-		{key: "b", name: fmt.Sprintf("(b) steady insert+work, %s", o.steady), run: steady},
-		{key: "c", name: fmt.Sprintf("(c) single-job latency, idle workers (%d jobs)", o.latencyJobs), latency: true, run: latency},
-		{key: "d", name: fmt.Sprintf("(d) work %d jobs of a %d-deep queue", o.depthJobs, o.depth), run: deep},
+		{key: "a", name: fmt.Sprintf("(a) drain %d queued jobs", o.jobs), db: dbPostgres, run: drain(o.jobs)},
+		{key: "b", name: fmt.Sprintf("(b) steady insert+work, %s", o.steady), db: dbPostgres, run: steady},
+		{key: "c", name: fmt.Sprintf("(c) single-job latency, idle workers (%d jobs)", o.latencyJobs), db: dbPostgres, latency: true, run: latency},
+		{key: "d", name: fmt.Sprintf("(d) work %d jobs of a %d-deep queue", o.depthJobs, o.depth), db: dbPostgres, run: deep},
+		{key: "e", name: fmt.Sprintf("(e) SQLite: drain %d queued jobs", o.sqliteJobs), db: dbSQLite, run: drain(o.sqliteJobs)},
+		{key: "f", name: fmt.Sprintf("(f) SQLite: steady insert+work, %s", o.steady), db: dbSQLite, run: steady},
 	}
 }
 
@@ -192,6 +228,8 @@ func (o *options) check() error {
 		return errors.New("-batch must be between 1 and 10000")
 	case o.jobs < 1 || o.latencyJobs < 1 || o.depthJobs < 1 || o.depth < o.depthJobs:
 		return errors.New("-jobs, -latency-jobs and -depth-jobs must be at least 1, -depth at least -depth-jobs")
+	case o.sqliteJobs < 1:
+		return errors.New("-sqlite-jobs must be at least 1")
 	case o.steady <= 0:
 		return errors.New("-steady must be positive")
 	case o.observe != observeEvents && o.observe != observeHandler:
@@ -237,21 +275,31 @@ func (m measurement) format(latency bool) string {
 	return fmt.Sprintf("%.0f jobs/s", m.jobsPerSec)
 }
 
-// measureOnce sets system up on a fresh schema, runs sc and tears down.
+// measureOnce sets system up on a fresh schema or database file, runs sc
+// and tears down.
 func measureOnce(ctx context.Context, o *options, sc scenario, system string) (m measurement, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.measureLimit)
 	defer cancel()
-	var s side
-	if system == "river" {
-		s, err = openRiver(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.river)
-	} else {
-		s, err = openGantry(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.observe)
-	}
+	s, err := openSide(ctx, o, system, sc.db)
 	if err != nil {
 		return m, err
 	}
 	defer func() { err = errors.Join(err, s.close()) }()
 	return sc.run(ctx, o, s)
+}
+
+// openSide sets system (river or gantry) up on database db.
+func openSide(ctx context.Context, o *options, system, db string) (side, error) {
+	switch {
+	case system == "river" && db == dbSQLite:
+		return openRiverSQLite(ctx, o.concurrency, o.batch, o.river)
+	case system == "river":
+		return openRiverPostgres(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.river)
+	case db == dbSQLite:
+		return openGantrySQLite(ctx, o.concurrency, o.batch, o.observe)
+	default:
+		return openGantryPostgres(ctx, o.url, o.concurrency, o.batch, o.maxConns, o.observe)
+	}
 }
 
 // preload inserts n jobs in batches from 2 goroutines, untimed.
@@ -295,10 +343,12 @@ func insertLoop(ctx context.Context, o *options, s side, n int, until time.Time,
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
-// drain is scenario (a): N jobs queued, then worked; from start to the
-// N-th completion.
-func drain(ctx context.Context, o *options, s side) (measurement, error) {
-	return drainFrom(ctx, o, s, o.jobs, o.jobs)
+// drain is scenarios (a) and (e): n jobs queued, then worked; from start
+// to the n-th completion.
+func drain(n int) runFunc {
+	return func(ctx context.Context, o *options, s side) (measurement, error) {
+		return drainFrom(ctx, o, s, n, n)
+	}
 }
 
 // deep is scenario (d): D jobs queued; from start to the M-th completion.
@@ -327,8 +377,8 @@ func drainFrom(ctx context.Context, o *options, s side, queued, worked int) (mea
 	return measurement{jobsPerSec: float64(worked) / t1.Sub(t0).Seconds(), cpu: cpuBetween(c0, c1, int64(worked))}, nil
 }
 
-// steady is scenario (b): insert (InsertMany / SubmitBatch, 2 goroutines)
-// and work at once; completions observed within the duration.
+// steady is scenarios (b) and (f): insert (InsertMany / SubmitBatch, 2
+// goroutines) and work at once; completions observed within the duration.
 func steady(ctx context.Context, o *options, s side) (measurement, error) {
 	if err := s.start(ctx); err != nil {
 		return measurement{}, err
@@ -434,7 +484,7 @@ func median(ms []measurement, f func(measurement) float64) float64 {
 }
 
 func summarize(sc scenario, river, gantry []measurement) scenarioResult {
-	r := scenarioResult{Name: sc.name}
+	r := scenarioResult{Name: sc.name, Database: sc.database()}
 	if sc.latency {
 		rp, gp := median(river, func(m measurement) float64 { return m.p50ms }), median(gantry, func(m measurement) float64 { return m.p50ms })
 		r.RiverP50Ms, r.GantryP50Ms = &rp, &gp
@@ -453,8 +503,20 @@ func summarize(sc scenario, river, gantry []measurement) scenarioResult {
 	return r
 }
 
+// hasDatabase tells whether one of rs ran on db.
+func hasDatabase(rs []scenarioResult, db string) bool {
+	return slices.ContainsFunc(rs, func(r scenarioResult) bool { return r.Database == db })
+}
+
+// writeTable prints rs as a table with a header giving the setup.
 func writeTable(w io.Writer, o *options, rs []scenarioResult) error {
-	fmt.Fprintf(w, "River vs Gantry on PostgreSQL: concurrency %d each, pools of %d connections, batches of %d, median of %d rounds\n", o.concurrency, o.maxConns, o.batch, o.rounds)
+	fmt.Fprintf(w, "River vs Gantry: concurrency %d each, batches of %d, median of %d rounds\n", o.concurrency, o.batch, o.rounds)
+	if hasDatabase(rs, dbPostgres) {
+		fmt.Fprintf(w, "PostgreSQL: a fresh schema per system, pools of %d connections each\n", o.maxConns)
+	}
+	if hasDatabase(rs, dbSQLite) {
+		fmt.Fprintf(w, "SQLite: a fresh file per system, WAL, synchronous=FULL; River with 1 connection (its recommendation), Gantry with its writer and readers\n")
+	}
 	fmt.Fprintf(w, "ratio: Gantry ÷ River in jobs/s, River ÷ Gantry in p50 (above 1: Gantry ahead)\n\n")
 	width := len("scenario")
 	for _, r := range rs {

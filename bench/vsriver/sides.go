@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
@@ -22,8 +23,9 @@ import (
 	"github.com/gantryhq/gantry/worker"
 )
 
-// side is one job system set up on a fresh schema with one client (River)
-// or one worker (Gantry) of the given concurrency, not yet working.
+// side is one job system set up on a fresh PostgreSQL schema or a fresh
+// SQLite file with one client (River) or one worker (Gantry) of the given
+// concurrency, not yet working.
 type side interface {
 	// insert queues n no-op jobs in one call (River InsertMany, Gantry
 	// SubmitBatch); bulk uses the fastest bulk insert the system has, for
@@ -39,6 +41,7 @@ type side interface {
 	measure() <-chan time.Duration
 	// confirm checks in the database that at least n jobs are completed.
 	confirm(ctx context.Context, n int) error
+	// close stops the system and deletes its schema or file.
 	close() error
 }
 
@@ -147,17 +150,27 @@ type riverSettings struct {
 	FetchPollInterval time.Duration
 }
 
-// riverSide is River with riverpgxv5 on its own schema.
-type riverSide struct {
-	url, schema string
-	pool        *pgxpool.Pool
-	client      *river.Client[pgx.Tx]
-	done        counter
-	lat         *latencySink
-	cancelSub   func()
-	subDone     chan struct{}
-	params      []river.InsertManyParams
-	stopOnce    sync.Once
+// riverSide is River with one client on a database of its own: a fresh
+// schema (riverpgxv5) or a fresh SQLite file (riversqlite). TTx is the
+// driver's transaction type.
+type riverSide[TTx any] struct {
+	store     riverStore[TTx]
+	client    *river.Client[TTx]
+	done      counter
+	lat       *latencySink
+	cancelSub func()
+	subDone   chan struct{}
+	params    []river.InsertManyParams
+}
+
+// riverStore is the database a River side runs on.
+type riverStore[TTx any] struct {
+	driver   riverdriver.Driver[TTx]
+	schema   string // empty on SQLite, which has none
+	jobTable string // river_job, qualified as the driver needs
+	// release frees the database once the client stopped: closes the
+	// pool, then drops the schema or deletes the file.
+	release func() error
 }
 
 type riverWorker struct {
@@ -170,7 +183,9 @@ func (w *riverWorker) Work(_ context.Context, j *river.Job[noopArgs]) error {
 	return nil
 }
 
-func openRiver(ctx context.Context, url string, concurrency, batch, maxConns int, s riverSettings) (side, error) {
+// openRiverPostgres sets River up with riverpgxv5 on a fresh schema, its
+// pool of maxConns connections.
+func openRiverPostgres(ctx context.Context, url string, concurrency, batch, maxConns int, s riverSettings) (side, error) {
 	schema := schemaName("river")
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -181,16 +196,29 @@ func openRiver(ctx context.Context, url string, concurrency, batch, maxConns int
 	if err != nil {
 		return nil, fmt.Errorf("river: %w", err)
 	}
-	r := &riverSide{url: url, schema: schema, pool: pool, lat: newLatencySink(), params: make([]river.InsertManyParams, batch)}
-	fail := func(err error) (side, error) {
+	release := func() error {
 		pool.Close()
-		return nil, errors.Join(fmt.Errorf("river: %w", err), dropSchema(url, schema))
+		return dropSchema(url, schema)
 	}
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fail(err)
+		return nil, errors.Join(fmt.Errorf("river: %w", err), release())
 	}
-	driver := riverpgxv5.New(pool)
-	m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	return openRiver(ctx, riverStore[pgx.Tx]{
+		driver:   riverpgxv5.New(pool),
+		schema:   schema,
+		jobTable: pgx.Identifier{schema, "river_job"}.Sanitize(),
+		release:  release,
+	}, concurrency, batch, s)
+}
+
+// openRiver migrates st and makes a client on it, not yet started; on an
+// error it releases st.
+func openRiver[TTx any](ctx context.Context, st riverStore[TTx], concurrency, batch int, s riverSettings) (side, error) {
+	r := &riverSide[TTx]{store: st, lat: newLatencySink(), params: make([]river.InsertManyParams, batch)}
+	fail := func(err error) (side, error) {
+		return nil, errors.Join(fmt.Errorf("river: %w", err), st.release())
+	}
+	m, err := rivermigrate.New(st.driver, &rivermigrate.Config{Schema: st.schema, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return fail(err)
 	}
@@ -199,19 +227,24 @@ func openRiver(ctx context.Context, url string, concurrency, batch, maxConns int
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &riverWorker{lat: r.lat})
-	r.client, err = river.NewClient(driver, &river.Config{
+	r.client, err = river.NewClient(st.driver, &river.Config{
 		FetchCooldown:     s.FetchCooldown,
 		FetchPollInterval: s.FetchPollInterval,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: concurrency}},
 		Workers:           workers,
-		Schema:            schema,
+		Schema:            st.schema,
 		Logger:            slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return fail(err)
 	}
-	// Completions are observed as River's own benchmark does: completed
-	// events, sent once the completer has stored the jobs' state.
+	r.subscribe()
+	return r, nil
+}
+
+// subscribe counts completions as River's own benchmark does: completed
+// events, sent once the completer has stored the jobs' state.
+func (r *riverSide[TTx]) subscribe() {
 	events, cancel := r.client.SubscribeConfig(&river.SubscribeConfig{ChanSize: 1 << 20, Kinds: []river.EventKind{river.EventKindJobCompleted}})
 	r.cancelSub, r.subDone = cancel, make(chan struct{})
 	go func() {
@@ -220,10 +253,9 @@ func openRiver(ctx context.Context, url string, concurrency, batch, maxConns int
 			r.done.add(1)
 		}
 	}()
-	return r, nil
 }
 
-func (r *riverSide) insert(ctx context.Context, n int, bulk bool) error {
+func (r *riverSide[TTx]) insert(ctx context.Context, n int, bulk bool) error {
 	now := time.Now().UnixNano()
 	for i := range n {
 		r.params[i] = river.InsertManyParams{Args: noopArgs{T: now}}
@@ -237,22 +269,22 @@ func (r *riverSide) insert(ctx context.Context, n int, bulk bool) error {
 	return err
 }
 
-func (r *riverSide) insertOne(ctx context.Context) error {
+func (r *riverSide[TTx]) insertOne(ctx context.Context) error {
 	_, err := r.client.Insert(ctx, noopArgs{T: time.Now().UnixNano()}, nil)
 	return err
 }
 
-func (r *riverSide) start(ctx context.Context) error {
+func (r *riverSide[TTx]) start(ctx context.Context) error {
 	return r.client.Start(context.WithoutCancel(ctx))
 }
 
-func (r *riverSide) completions() *counter { return &r.done }
+func (r *riverSide[TTx]) completions() *counter { return &r.done }
 
-func (r *riverSide) measure() <-chan time.Duration { return r.lat.measure() }
+func (r *riverSide[TTx]) measure() <-chan time.Duration { return r.lat.measure() }
 
-func (r *riverSide) confirm(ctx context.Context, n int) error {
+func (r *riverSide[TTx]) confirm(ctx context.Context, n int) error {
 	var got int
-	err := r.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{r.schema, "river_job"}.Sanitize()+" WHERE state = 'completed'").Scan(&got)
+	err := r.store.driver.GetExecutor().QueryRow(ctx, "SELECT count(*) FROM "+r.store.jobTable+" WHERE state = 'completed'").Scan(&got)
 	if err != nil {
 		return fmt.Errorf("river: confirm: %w", err)
 	}
@@ -262,29 +294,29 @@ func (r *riverSide) confirm(ctx context.Context, n int) error {
 	return nil
 }
 
-func (r *riverSide) close() error {
+func (r *riverSide[TTx]) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := r.client.Stop(ctx)
 	r.cancelSub()
 	<-r.subDone
-	r.pool.Close()
-	return errors.Join(err, dropSchema(r.url, r.schema))
+	return errors.Join(err, r.store.release())
 }
 
-// gantrySide is Gantry embedded (package embedded) on PostgreSQL, with one
-// worker over its in-process transport.
+// gantrySide is Gantry embedded (package embedded) on a database of its
+// own, a fresh PostgreSQL schema or a fresh SQLite file, with one worker
+// over its in-process transport.
 type gantrySide struct {
-	url, schema string
-	g           *embedded.Gantry
-	w           *worker.Worker
-	done        counter
-	lat         *latencySink
-	sub         *embedded.Subscription
-	subDone     chan struct{}
-	stopWorker  context.CancelFunc
-	workerDone  chan error
-	specs       []embedded.JobSpec
+	g          *embedded.Gantry
+	release    func() error // after g.Close: drops the schema or deletes the file
+	w          *worker.Worker
+	done       counter
+	lat        *latencySink
+	sub        *embedded.Subscription
+	subDone    chan struct{}
+	stopWorker context.CancelFunc
+	workerDone chan error
+	specs      []embedded.JobSpec
 }
 
 // Ways of observing Gantry's completions.
@@ -293,15 +325,40 @@ const (
 	observeHandler = "handler" // the handler returned; the store confirms at the end
 )
 
-func openGantry(ctx context.Context, url string, concurrency, batch, maxConns int, observe string) (side, error) {
+// openGantryPostgres sets Gantry up on a fresh schema, its pool of
+// maxConns connections.
+func openGantryPostgres(ctx context.Context, url string, concurrency, batch, maxConns int, observe string) (side, error) {
 	schema := schemaName("gantry")
-	g, err := embedded.Open(ctx, embedded.Config{DatabaseURL: url, Schema: schema, DatabaseMaxConns: maxConns, Logger: slog.New(slog.DiscardHandler)})
+	cfg := embedded.Config{DatabaseURL: url, Schema: schema, DatabaseMaxConns: maxConns}
+	return openGantry(ctx, cfg, concurrency, batch, observe, func() error { return dropSchema(url, schema) })
+}
+
+// openGantry opens Gantry with cfg and makes its worker, not yet running;
+// release frees the database after Gantry is closed, and is called on an
+// error too.
+func openGantry(ctx context.Context, cfg embedded.Config, concurrency, batch int, observe string, release func() error) (side, error) {
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	g, err := embedded.Open(ctx, cfg)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("gantry: %w", err), dropSchema(url, schema))
+		return nil, errors.Join(fmt.Errorf("gantry: %w", err), release())
 	}
-	s := &gantrySide{url: url, schema: schema, g: g, lat: newLatencySink(), specs: make([]embedded.JobSpec, batch)}
+	s := &gantrySide{g: g, release: release, lat: newLatencySink(), specs: make([]embedded.JobSpec, batch)}
 	s.w = worker.New(g.Transport(), worker.Options{Name: "vsriver", Concurrency: concurrency, Logger: slog.New(slog.DiscardHandler)})
-	s.w.RegisterFunc(jobKind, func(_ context.Context, j *gantry.Job) (any, error) {
+	s.w.RegisterFunc(jobKind, s.handle(observe))
+	s.subDone = make(chan struct{})
+	if observe == observeHandler {
+		close(s.subDone)
+		return s, nil
+	}
+	if err := s.subscribe(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("gantry: %w", err), g.Close(), release())
+	}
+	return s, nil
+}
+
+// handle is the no-op job's handler.
+func (s *gantrySide) handle(observe string) gantry.HandlerFunc {
+	return func(_ context.Context, j *gantry.Job) (any, error) {
 		if observe == observeHandler {
 			s.done.add(1)
 		}
@@ -313,25 +370,24 @@ func openGantry(ctx context.Context, url string, concurrency, batch, maxConns in
 			s.lat.record(a.T)
 		}
 		return nil, nil
-	})
-	s.subDone = make(chan struct{})
-	if observe == observeHandler {
-		close(s.subDone)
-		return s, nil
 	}
-	// Completions are observed as Gantry reports them: job.succeeded
-	// events, published once the success is stored.
-	s.sub, err = g.Subscribe(ctx, embedded.EventFilter{Kinds: []string{embedded.EventSucceeded}}, -1)
+}
+
+// subscribe counts completions as Gantry reports them: job.succeeded
+// events, published once the success is stored.
+func (s *gantrySide) subscribe(ctx context.Context) error {
+	sub, err := s.g.Subscribe(ctx, embedded.EventFilter{Kinds: []string{embedded.EventSucceeded}}, -1)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("gantry: %w", err), g.Close(), dropSchema(url, schema))
+		return err
 	}
+	s.sub = sub
 	go func() {
 		defer close(s.subDone)
-		for range s.sub.Events() {
+		for range sub.Events() {
 			s.done.add(1)
 		}
 	}()
-	return s, nil
+	return nil
 }
 
 func params(t int64) json.RawMessage {
@@ -390,5 +446,5 @@ func (s *gantrySide) close() error {
 		s.sub.Close()
 	}
 	<-s.subDone
-	return errors.Join(err, s.g.Close(), dropSchema(s.url, s.schema))
+	return errors.Join(err, s.g.Close(), s.release())
 }
