@@ -89,6 +89,12 @@ func (p *inProcess) handle(_ context.Context, j *gantry.Job) (any, error) {
 	return nil, nil
 }
 
+func (p *inProcess) handled() int {
+	p.latMu.Lock()
+	defer p.latMu.Unlock()
+	return len(p.lat)
+}
+
 func (p *inProcess) startWorkers(ctx context.Context) error {
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop

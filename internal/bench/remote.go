@@ -124,6 +124,8 @@ func (r *remote) counts(ctx context.Context) (map[gantry.State]int, error) {
 	return map[gantry.State]int{}, nil
 }
 
+func (r *remote) handled() int { return -1 }
+
 func (r *remote) startWorkers(ctx context.Context) error {
 	for i := range r.cfg.Workers {
 		args := append(r.cfg.WorkerCommand[1:len(r.cfg.WorkerCommand):len(r.cfg.WorkerCommand)],
