@@ -54,12 +54,12 @@ func (t *ptx) getJobAnywhere(tenant, id string) (j *job.Job, done bool, err erro
 	return nil, false, fmt.Errorf("postgres: job %s: %w", id, store.ErrNotFound)
 }
 
-// The statements that apply many outcomes or renewals by job id (here,
-// finishUpdateSQL, heartbeatSQL) say "jobs.id = ANY(ids)" besides joining
-// the unnested arguments: without it the planner may hash-join them with
-// a scan of the jobs_lease index (every running job, and every dead entry
-// that finished and renewed jobs left there until vacuum), which under a
-// steady load took 50 ms instead of 1 ms per statement.
+// The transactions that apply many outcomes or renewals by job id (here,
+// finishUpdateSQL, heartbeatSQL) run without sequential scans (see
+// preferIndexes): with the statistics of a queue table, the planner may
+// otherwise scan the table, or the jobs_lease index with every dead entry
+// that finished and renewed jobs left there until vacuum, instead of
+// looking the ids up.
 
 // finishMoveSQL ends attempts whose outcome decides the state alone
 // (succeeded, canceled) and moves their jobs to jobs_done in one

@@ -30,3 +30,6 @@ const (
 	FinishUpdateSQL = finishUpdateSQL
 	HeartbeatSQL    = heartbeatSQL
 )
+
+// SetNoSeqScan is what preferIndexes sets in a transaction.
+const SetNoSeqScan = setNoSeqScan

@@ -61,6 +61,9 @@ func (s *Store) FinishJobs(ctx context.Context, p *store.FinishJobsParams) ([]st
 		later   []string // batches to settle after the commit
 	)
 	err := s.write(ctx, "finish", func(t *ptx) error {
+		if err := t.preferIndexes(); err != nil {
+			return err
+		}
 		out = make([]store.FinishResult, len(p.Outcomes))
 		for i, o := range p.Outcomes {
 			out[i].JobID = o.JobID

@@ -422,6 +422,9 @@ func (s *Store) HeartbeatJobs(ctx context.Context, p *store.HeartbeatJobsParams)
 	}
 	var out []store.HeartbeatResult
 	err := s.write(ctx, "heartbeat", func(t *ptx) error {
+		if err := t.preferIndexes(); err != nil {
+			return err
+		}
 		out = make([]store.HeartbeatResult, len(p.Leases))
 		renewed := map[string]*job.Job{}
 		if len(ids) > 0 {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,6 +86,26 @@ func TestWriteTransactions(t *testing.T) {
 			return insert("f")(tx)
 		}, false, 4},
 		{"no statement at all", func(*ptx) error { return nil }, false, 4},
+		{"preferIndexes holds for the transaction", func(tx *ptx) error {
+			if err := tx.preferIndexes(); err != nil {
+				return err
+			}
+			return seqScan(tx, "off")
+		}, false, 4},
+		{"and not after it", func(tx *ptx) error { return seqScan(tx, "on") }, false, 4},
+		{"preferIndexes with only the events statement", func(tx *ptx) error {
+			tx.emit(job.Event{Kind: job.EventSubmitted, At: time.Now(), Tenant: "t", JobID: "j2"})
+			return tx.preferIndexes()
+		}, false, 4},
+		{"preferIndexes after the first statement", func(tx *ptx) error {
+			if err := seqScan(tx, "on"); err != nil {
+				return err
+			}
+			if err := tx.preferIndexes(); err != nil {
+				return err
+			}
+			return seqScan(tx, "off")
+		}, false, 4},
 	}
 	for _, st := range steps {
 		err := s.write(ctx, "probe", st.fn)
@@ -96,8 +117,8 @@ func TestWriteTransactions(t *testing.T) {
 		}
 	}
 	_, newest, err := s.EventBounds(ctx)
-	if err != nil || newest != 1 {
-		t.Errorf("EventBounds newest = %d, %v; want 1 (the one committed event)", newest, err)
+	if err != nil || newest != 2 {
+		t.Errorf("EventBounds newest = %d, %v; want 2 (the two committed events)", newest, err)
 	}
 	// A canceled context mid-transaction: the write fails, the pool
 	// recovers.
@@ -119,4 +140,16 @@ func TestWriteTransactions(t *testing.T) {
 	if got := count(); got != 5 {
 		t.Errorf("%d rows after the canceled write and another, want 5", got)
 	}
+}
+
+// seqScan fails unless enable_seqscan is want in tx.
+func seqScan(tx *ptx, want string) error {
+	var got string
+	if err := tx.queryRow(`SHOW enable_seqscan`).Scan(&got); err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("enable_seqscan = %s, want %s", got, want)
+	}
+	return nil
 }
