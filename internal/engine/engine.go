@@ -297,7 +297,7 @@ func (e *Engine) worker(ctx context.Context, id string) (*job.Worker, error) {
 		return w, nil
 	}
 	e.wmu.Unlock()
-	w, err := e.st.GetWorker(ctx, id)
+	w, err := e.st.LookupWorker(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			e.forgetWorker(id)

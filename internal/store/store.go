@@ -122,6 +122,11 @@ type Store interface {
 	RegisterWorker(ctx context.Context, w *job.Worker) error
 	// GetWorker returns a worker with the jobs it holds.
 	GetWorker(ctx context.Context, id string) (*job.Worker, error)
+	// LookupWorker returns a worker as GetWorker does but without the jobs
+	// it holds (Running 0, JobIDs nil, IdleSince as stored): what leasing
+	// and heartbeats need, read often, without looking through the
+	// running jobs.
+	LookupWorker(ctx context.Context, id string) (*job.Worker, error)
 	// ListWorkers returns the workers of a tenant ("" all), oldest first,
 	// with the jobs each holds. State is stored active or draining; the
 	// engine reports lost from LastSeen.

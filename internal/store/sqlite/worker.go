@@ -103,6 +103,18 @@ func (s *Store) fillWorkerJobs(ctx context.Context, ws []*job.Worker) error {
 
 // GetWorker implements [store.Store].
 func (s *Store) GetWorker(ctx context.Context, id string) (*job.Worker, error) {
+	w, err := s.LookupWorker(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fillWorkerJobs(ctx, []*job.Worker{w}); err != nil {
+		return nil, unavailable("get worker", err)
+	}
+	return w, nil
+}
+
+// LookupWorker implements [store.Store].
+func (s *Store) LookupWorker(ctx context.Context, id string) (*job.Worker, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -111,9 +123,6 @@ func (s *Store) GetWorker(ctx context.Context, id string) (*job.Worker, error) {
 		return nil, fmt.Errorf("sqlite: worker %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, unavailable("get worker", err)
-	}
-	if err := s.fillWorkerJobs(ctx, []*job.Worker{w}); err != nil {
 		return nil, unavailable("get worker", err)
 	}
 	return w, nil

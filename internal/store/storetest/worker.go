@@ -36,11 +36,22 @@ func (h *harness) register(w *job.Worker) {
 	}
 }
 
+// getWorker returns GetWorker's answer, after checking that LookupWorker
+// gives the same worker without its jobs.
 func (h *harness) getWorker(id string) *job.Worker {
 	h.t.Helper()
 	w, err := h.s.GetWorker(h.t.Context(), id)
 	if err != nil {
 		h.t.Fatalf("GetWorker(%s): %v", id, err)
+	}
+	l, err := h.s.LookupWorker(h.t.Context(), id)
+	if err != nil {
+		h.t.Fatalf("LookupWorker(%s): %v", id, err)
+	}
+	want := *w
+	want.Running, want.JobIDs = 0, nil
+	if diff := cmp.Diff(&want, l, cmpOpts, ignoreIdleSince); diff != "" {
+		h.t.Errorf("LookupWorker(%s) is not GetWorker without the jobs (-want +got):\n%s", id, diff)
 	}
 	return w
 }
@@ -55,6 +66,8 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 		}
 		_, err := h.s.GetWorker(t.Context(), job.NewID(t0))
 		wantErr(t, "GetWorker(unknown)", err, store.ErrNotFound)
+		_, err = h.s.LookupWorker(t.Context(), job.NewID(t0))
+		wantErr(t, "LookupWorker(unknown)", err, store.ErrNotFound)
 	})
 
 	t.Run("SightingsWithinSlackAreNotRewritten", func(t *testing.T) {
