@@ -27,7 +27,22 @@ type reporter struct {
 	last   time.Time   // when the last chunk was taken
 	bytes  int         // outcomeSize of the buffered outcomes
 	closed bool
+
+	// The backlog: outcomes buffered or being sent. A job's slot is free
+	// once its outcome is buffered, so without a bound a worker whose
+	// reports are slower than its jobs (the store or the network is
+	// behind) would lease on and on: jobs leased and done but not yet
+	// reported pile up (in a benchmark, 9,849 for a worker of 200 slots),
+	// their leases not renewed, and the store slows further with them.
+	// Past limit, awaitRoom holds the slot until the backlog shrinks.
+	pending int
+	limit   int
+	room    sync.Cond // signaled when pending drops or on close
 }
+
+// backlogLimit is the backlog a worker allows: two full reports, or twice
+// its slots if that is more.
+func backlogLimit(batch, concurrency int) int { return max(2*batch, 2*concurrency) }
 
 // reportMaxBytes bounds the size of one report: a chunk holds no more
 // outcomes than fit in it (at least one), whatever the batch size. Half
@@ -46,9 +61,11 @@ type chunk struct {
 	untils []time.Time
 }
 
-func (rp *reporter) init(batch int, interval time.Duration) {
+func (rp *reporter) init(batch int, interval time.Duration, limit int) {
 	rp.batch = batch
 	rp.interval = interval
+	rp.limit = limit
+	rp.room.L = &rp.mu
 	rp.maxBytes = reportMaxBytes
 	rp.signal = make(chan struct{}, 1)
 	rp.outs = make([]Outcome, 0, batch)
@@ -63,6 +80,7 @@ func (rp *reporter) add(o Outcome, until time.Time) {
 	}
 	rp.outs = append(rp.outs, o)
 	rp.untils = append(rp.untils, until)
+	rp.pending++
 	size := outcomeSize(&o)
 	rp.bytes += size
 	wake := len(rp.outs) == 1 || len(rp.outs) == rp.batch || (rp.bytes >= rp.maxBytes && rp.bytes-size < rp.maxBytes)
@@ -79,6 +97,25 @@ func (rp *reporter) wake() {
 	}
 }
 
+// awaitRoom returns once the backlog is within its limit, or the reporter
+// is closed.
+func (rp *reporter) awaitRoom() {
+	rp.mu.Lock()
+	for rp.pending > rp.limit && !rp.closed {
+		rp.room.Wait()
+	}
+	rp.mu.Unlock()
+}
+
+// sent takes n outcomes whose report ended (stored, refused or given up)
+// off the backlog.
+func (rp *reporter) sent(n int) {
+	rp.mu.Lock()
+	rp.pending -= n
+	rp.mu.Unlock()
+	rp.room.Broadcast()
+}
+
 // close makes collect flush what is buffered and return. No outcome may be
 // added after it.
 func (rp *reporter) close() {
@@ -86,6 +123,7 @@ func (rp *reporter) close() {
 	rp.closed = true
 	rp.mu.Unlock()
 	rp.wake()
+	rp.room.Broadcast()
 }
 
 // collect sends chunks to out as they become due, until closed and empty.

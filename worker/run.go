@@ -43,7 +43,8 @@ func (r *run) progress(_ context.Context, percent int, message string) error {
 	return nil
 }
 
-// execute runs one job and queues its outcome, then frees its slot.
+// execute runs one job and queues its outcome, then frees its slot (once
+// the reports are not too far behind).
 func (w *Worker) execute(r *run) {
 	w.mu.Lock()
 	expired := !time.Now().Before(r.until)
@@ -65,6 +66,7 @@ func (w *Worker) execute(r *run) {
 	r.cancel(errFinished)
 	if report {
 		w.rep.add(o, until)
+		w.rep.awaitRoom() // holding the slot while reports are behind
 	}
 	<-w.sem
 }

@@ -271,7 +271,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.sem = make(chan struct{}, w.opts.Concurrency)
 	w.jobs = make(chan *run, w.opts.Concurrency)
-	w.rep.init(w.opts.ReportBatch, w.opts.ReportInterval)
+	w.rep.init(w.opts.ReportBatch, w.opts.ReportInterval, backlogLimit(w.opts.ReportBatch, w.opts.Concurrency))
 
 	bg := context.WithoutCancel(ctx)
 	leaseCtx, stopLeasing := context.WithCancel(bg)
@@ -299,6 +299,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		reporters.Go(func() {
 			for c := range chunks {
 				w.send(bg, c)
+				w.rep.sent(len(c.outs))
 			}
 		})
 	}

@@ -599,7 +599,7 @@ func TestReporter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 10 * time.Millisecond
 		var rp reporter
-		rp.init(3, interval)
+		rp.init(3, interval, 1000)
 		out := make(chan chunk)
 		go rp.collect(out)
 		begin := time.Now()
@@ -1040,7 +1040,7 @@ func TestReporterBoundsChunkSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 10 * time.Millisecond
 		var rp reporter
-		rp.init(10, interval)
+		rp.init(10, interval, 1000)
 		rp.maxBytes = 1200 // outcomes below take 128 + 400 bytes: two fit
 		begin := time.Now()
 		until := begin.Add(time.Hour)
@@ -1082,6 +1082,56 @@ func TestReporterBoundsChunkSize(t *testing.T) {
 		}
 		if rp.bytes != 0 {
 			t.Errorf("bytes buffered after the last chunk = %d, want 0", rp.bytes)
+		}
+	})
+}
+
+// TestReportBacklogBound checks that a worker whose reports do not get
+// through stops leasing once its backlog (outcomes buffered or being
+// sent) passes its limit, instead of leasing every queued job, and goes on
+// once the reports pass again.
+func TestReportBacklogBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(30 * time.Second)
+		blocked := make(chan struct{})
+		f.hook = func(ctx context.Context, op string, _ int) error {
+			if op == "report" {
+				select {
+				case <-blocked:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		}
+		const concurrency, batch = 2, 1
+		limit := backlogLimit(batch, concurrency)
+		h := startWorker(t, f, Options{Concurrency: concurrency, ReportBatch: batch}, map[string]gantry.HandlerFunc{"t": noop})
+		var ids []string
+		for range 40 {
+			ids = append(ids, f.submit("t", nil, 0))
+		}
+		synctest.Wait()
+		running := func() int {
+			n := 0
+			for _, id := range ids {
+				if f.job(id).state == gantry.StateRunning {
+					n++
+				}
+			}
+			return n
+		}
+		// Every outcome is held by a blocked report or buffered: the jobs
+		// leased are those of the backlog, one over the limit per slot.
+		if got, most := running(), limit+concurrency; got > most || got < limit {
+			t.Errorf("%d jobs leased with no report through, want %d to %d (backlog limit %d, %d slots)", got, limit, most, limit, concurrency)
+		}
+		close(blocked)
+		for _, id := range ids {
+			f.awaitState(t, id, gantry.StateSucceeded)
+		}
+		if err := h.stop(); err != nil {
+			t.Fatalf("Run() = %v, want nil", err)
 		}
 	})
 }
