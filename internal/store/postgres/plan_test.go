@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -15,17 +16,8 @@ import (
 // leased jobs (which also holds the entries of jobs that finished or
 // renewed since the last vacuum; see migration 006).
 func TestByIDStatementsUseThePrimaryKey(t *testing.T) {
-	url := needDB(t)
-	schema := freshSchema(t, url)
-	open(t, url, schema) // migrates
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	for _, q := range []string{
-		`SET search_path TO ` + pgx.Identifier{schema}.Sanitize(),
+	conn := planConn(t,
 		// A backlog of queued jobs and a few running ones, analyzed.
 		`INSERT INTO jobs (id, tenant, type, queue, max_attempts, state, created_at, token, lease_expires_at)
 			SELECT gen_random_uuid(), 'default', 'noop', 'default', 5,
@@ -34,11 +26,7 @@ func TestByIDStatementsUseThePrimaryKey(t *testing.T) {
 			FROM generate_series(1, 50000) g`,
 		`ANALYZE jobs`,
 		`SET plan_cache_mode = force_generic_plan`,
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	for name, q := range map[string]string{
 		"finishMoveSQL":   postgres.FinishMoveSQL,
 		"finishUpdateSQL": postgres.FinishUpdateSQL,
@@ -53,30 +41,18 @@ func TestByIDStatementsUseThePrimaryKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		args := strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ")
-		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE p(`+args+`)`)
-		if err != nil {
-			t.Fatalf("explain %s: %v", name, err)
-		}
-		var plan strings.Builder
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan.WriteString(line + "\n")
-		}
-		rows.Close()
+		plan := explain(t, conn, `EXECUTE p(`+args+`)`)
 		if _, err := conn.Exec(ctx, `DEALLOCATE p`); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(plan.String(), "jobs_lease") || !strings.Contains(plan.String(), "jobs_pkey") {
-			t.Errorf("%s: plan does not look rows up by primary key:\n%s", name, plan.String())
+		if strings.Contains(plan, "jobs_lease") || !strings.Contains(plan, "jobs_pkey") {
+			t.Errorf("%s: plan does not look rows up by primary key:\n%s", name, plan)
 		}
 		// Each outcome or renewal is one primary key probe, not a
 		// comparison with every other one (a join filter over a nested
 		// loop: n² for a batch of n).
-		if strings.Contains(plan.String(), "Join Filter: ((jobs.id = u.id)") {
-			t.Errorf("%s: plan compares rows with every outcome:\n%s", name, plan.String())
+		if strings.Contains(plan, "Join Filter: ((jobs.id = u.id)") {
+			t.Errorf("%s: plan compares rows with every outcome:\n%s", name, plan)
 		}
 	}
 }
@@ -90,28 +66,15 @@ func TestByIDStatementsUseThePrimaryKey(t *testing.T) {
 // outcomes here, 4 s in a benchmark); in their transactions (see
 // preferIndexes) it must look each id up in the primary key.
 func TestByIDStatementsWithStaleStatistics(t *testing.T) {
-	url := needDB(t)
-	schema := freshSchema(t, url)
-	open(t, url, schema) // migrates
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
 	const worker = "w1"
-	for _, q := range []string{
-		`SET search_path TO ` + pgx.Identifier{schema}.Sanitize(),
+	conn := planConn(t,
 		`INSERT INTO jobs (id, tenant, type, queue, max_attempts, state, created_at)
 			SELECT gen_random_uuid(), 'default', 'noop', 'default', 5, 'queued', 1 FROM generate_series(1, 30000)`,
 		`ANALYZE jobs`,
-		`UPDATE jobs SET state = 'running', worker_id = '` + worker + `', token = 7, lease_expires_at = 1, lease_ttl_ms = 1000
+		`UPDATE jobs SET state = 'running', worker_id = '`+worker+`', token = 7, lease_expires_at = 1, lease_ttl_ms = 1000
 			WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 10000)`,
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	var ids []string
 	rows, err := conn.Query(ctx, `SELECT id::text FROM jobs WHERE state = 'running' ORDER BY id LIMIT 500`)
 	if err != nil {
@@ -147,26 +110,55 @@ func TestByIDStatementsWithStaleStatistics(t *testing.T) {
 			if _, err := tx.Exec(ctx, postgres.SetNoSeqScan); err != nil {
 				t.Fatal(err)
 			}
-			rows, err := tx.Query(ctx, `EXPLAIN `+c.q, c.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan strings.Builder
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					t.Fatal(err)
-				}
-				plan.WriteString(line + "\n")
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			p := plan.String()
+			p := explain(t, tx, c.q, c.args...)
 			if strings.Contains(p, "Seq Scan on jobs") || strings.Contains(p, "Join Filter: ((jobs.id = u.id)") || !strings.Contains(p, "jobs_pkey") {
 				t.Errorf("plan does not look each id up by primary key:\n%s", p)
 			}
 		})
 	}
+}
+
+// planConn migrates a fresh schema, runs setup in it on a connection of
+// its own and returns the connection, closed at the end of the test.
+func planConn(t *testing.T, setup ...string) *pgx.Conn {
+	t.Helper()
+	url := needDB(t)
+	schema := freshSchema(t, url)
+	open(t, url, schema) // migrates
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	for _, q := range append([]string{`SET search_path TO ` + pgx.Identifier{schema}.Sanitize()}, setup...) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return conn
+}
+
+// explain returns the plan of q run with args.
+func explain(t *testing.T, c interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, q string, args ...any) string {
+	t.Helper()
+	rows, err := c.Query(t.Context(), `EXPLAIN `+q, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan.String()
 }
