@@ -38,6 +38,8 @@ type checkpointer struct {
 	runs atomic.Int64 // checkpoints that ran without error
 }
 
+// startCheckpointer opens the checkpointer's connection to the database
+// at path and starts it.
 func startCheckpointer(path, sync string, log *slog.Logger) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", dsn(path, sync, false))
 	if err != nil {
@@ -60,25 +62,22 @@ func (c *checkpointer) committed() {
 	}
 }
 
+// run checkpoints checkpointEvery after a commit, until stopped.
 func (c *checkpointer) run() {
 	defer close(c.done)
-	t := time.NewTimer(0)
-	<-t.C
 	for {
 		select {
 		case <-c.quit:
 			return
 		case <-c.kick:
 		}
-		t.Reset(checkpointEvery)
 		select {
 		case <-c.quit:
-			t.Stop()
 			return
-		case <-t.C:
+		case <-time.After(checkpointEvery):
 		}
-		var busy, log, done int
-		if err := c.db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
+		var busy, frames, copied int
+		if err := c.db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
 			c.log.Warn("sqlite: checkpoint; the writer checkpoints when the WAL grows", "err", err)
 			continue
 		}
