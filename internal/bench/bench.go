@@ -335,7 +335,6 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			p = Progress{Queued: max(sub-h, 0), Succeeded: h}
 		case h < 0 && time.Now().Before(nextCount):
 			continue // remote: spacing the counts out
-
 		default:
 			began := time.Now()
 			c, err := t.counts(ctx)
