@@ -31,6 +31,19 @@ func newSpecJob(t *testing.T, sp job.Spec, now time.Time) *job.Job {
 	return job.NewFromSpec(&sp, job.NewID(now), now)
 }
 
+// openTemp opens a store on a new file, closed at the end of the test
+// (reopen may close it before), and returns it with the file's path.
+func openTemp(t *testing.T) (*sqlite.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 // reopen closes s and opens the database at path again, closed at the
 // end of the test.
 func reopen(t *testing.T, s *sqlite.Store, path string) *sqlite.Store {
@@ -50,11 +63,7 @@ func reopen(t *testing.T, s *sqlite.Store, path string) *sqlite.Store {
 // numbers keep growing across a restart (RELIABILITY.md rule 2).
 func TestReopenKeepsCounters(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "g.db")
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	j := newJob(t, "a", t0)
 	if _, err := s.InsertJobs(ctx, &store.InsertJobsParams{Now: t0, Jobs: []*job.Job{j}}); err != nil {
 		t.Fatal(err)
@@ -103,11 +112,7 @@ func TestReopenKeepsCounters(t *testing.T) {
 // waiting, which the store learns again on opening.
 func TestReopenKeepsSingletons(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "g.db")
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openTemp(t)
 	var jobs []*job.Job
 	for range 2 {
 		jobs = append(jobs, newSpecJob(t, job.Spec{Type: "a", SingletonKey: "k"}, t0))
@@ -231,12 +236,7 @@ func TestOpenConfig(t *testing.T) {
 // than the WAL size at which the writer would do it itself.
 func TestCheckpointerCopiesWAL(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "g.db")
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, path := openTemp(t)
 	size := func() int64 {
 		fi, err := os.Stat(path)
 		if err != nil {
